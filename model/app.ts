@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { dnsLabel, labelMap } from './names.ts';
+import { parseImageRef, ImageRefError } from './image.ts';
+
+export const imageRefString = z.string().superRefine((s, ctx) => {
+  try {
+    parseImageRef(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: e instanceof ImageRefError ? e.message : String(e), params: { flotilla: 'image' } });
+  }
+});
+
+const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name'), z.string());
+const quantity = z.string().regex(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/, 'must be a Kubernetes quantity such as 100m or 128Mi');
+export const ResourcesSchema = z.object({
+  requests: z.object({ cpu: quantity.optional(), memory: quantity.optional() }).optional(),
+  limits: z.object({ cpu: quantity.optional(), memory: quantity.optional() }).optional(),
+});
+export type Resources = z.infer<typeof ResourcesSchema>;
+
+export const PortSchema = z.object({
+  name: dnsLabel.max(15).optional(),
+  containerPort: z.number().int().min(1).max(65535),
+  protocol: z.enum(['TCP', 'UDP']).default('TCP'),
+});
+
+export const PodTemplateSchema = z.object({
+  labels: labelMap.default({}),
+  annotations: z.record(z.string(), z.string()).default({}),
+  env: envMap.default({}),
+  ports: z.array(PortSchema).default([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]),
+  resources: ResourcesSchema.optional(),
+  command: z.array(z.string()).optional(),
+  args: z.array(z.string()).optional(),
+});
+export type PodTemplate = z.infer<typeof PodTemplateSchema>;
+
+export const PlacementSchema = z.union([
+  z.object({ clusters: z.array(dnsLabel).min(1) }).strict(),
+  z.object({ selector: labelMap.refine((m) => Object.keys(m).length > 0, 'selector needs at least one label') }).strict(),
+]);
+export type Placement = z.infer<typeof PlacementSchema>;
+
+export const OverrideSchema = z
+  .object({
+    replicas: z.number().int().min(0).optional(),
+    env: envMap.optional(),
+    resources: ResourcesSchema.optional(),
+    /** Pull from this registry (host[:port]) instead of the one in `image`: a regional mirror. */
+    registry: z.string().min(1).optional(),
+  })
+  .strict();
+export type Override = z.infer<typeof OverrideSchema>;
+
+export const Distribution = { divided: 'divided', duplicated: 'duplicated' } as const;
+export type Distribution = (typeof Distribution)[keyof typeof Distribution];
+
+export const AppSpecSchema = z
+  .object({
+    name: dnsLabel,
+    namespace: dnsLabel.default('default'),
+    image: imageRefString,
+    replicas: z.number().int().min(0).max(10_000),
+    distribution: z.enum(['divided', 'duplicated']).default('divided'),
+    placement: PlacementSchema,
+    overrides: z.record(dnsLabel, OverrideSchema).default({}),
+    template: PodTemplateSchema.default({ labels: {}, annotations: {}, env: {}, ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }),
+  })
+  .strict();
+export type AppSpec = z.infer<typeof AppSpecSchema>;
+export type AppSpecInput = z.input<typeof AppSpecSchema>;

