@@ -1,16 +1,40 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Three projects, each with only the servers it needs:
+ *  - unit: pure code, no server;
+ *  - workflows: workflow logic with mocked activities on a real Temporal dev server;
+ *  - integration: the real local stack (Temporal, Kubernetes control planes, registries),
+ *    one stack for the whole project, files one at a time (faults are shared).
+ * The JSON report feeds the "N passed, N failed" line of scripts/test.sh.
+ */
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 300_000,
-    // Integration tests share one local stack (clusters, registries, Temporal):
-    // files run one at a time so that faults injected by one file do not hit another.
-    fileParallelism: false,
-    pool: 'forks',
     reporters: ['default', 'json'],
     outputFile: { json: 'reports/vitest.json' },
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'workflows',
+          include: ['test/workflows/**/*.test.ts'],
+          globalSetup: ['test/setup/temporal.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/setup/stack.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+          pool: 'forks',
+        },
+      },
+    ],
   },
 });
