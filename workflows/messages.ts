@@ -63,6 +63,10 @@ export interface DeliveryFinished {
   spec: AppSpec;
   clusters: Record<string, AppClusterRecord>;
   finishedAt: string;
+  /** Clusters where the delivery removed the application (a rollback of its first deploy there). */
+  removed: string[];
+  /** Set when the delivery restored an earlier state. */
+  rollbackOf?: string;
 }
 export const appStateQuery = defineQuery<AppState>('appState');
 /** Takes the application's delivery lock; refused (with the holder's id) while another delivery runs. */
@@ -71,3 +75,10 @@ export const acquireUpdate = defineUpdate<AppState, [AcquireInput]>('acquire');
 export const releaseSignal = defineSignal<[{ deliveryId: string }]>('release');
 /** A delivery ended: record where the application now runs, and free the lock. */
 export const deliveryFinishedSignal = defineSignal<[DeliveryFinished]>('deliveryFinished');
+
+// Typed search attribute keys, for upserts (workflows) and queries (API).
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+export const appKey = defineSearchAttributeKey(SA_APP, SearchAttributeType.KEYWORD);
+export const phaseKey = defineSearchAttributeKey(SA_PHASE, SearchAttributeType.KEYWORD);
+export const typeKey = defineSearchAttributeKey(SA_TYPE, SearchAttributeType.KEYWORD);
+export const searchAttributeKeys = [appKey, phaseKey, typeKey];

@@ -1,0 +1,2 @@
+export { deploy } from './deploy.ts';
+export { application } from './application.ts';
