@@ -35,8 +35,10 @@ fi
 stamp=node_modules/.flotilla-lock-hash
 want=$(sha256sum package-lock.json | cut -d' ' -f1)-$(node --version)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  phase_start "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  phase_start "npm install (from package-lock.json)"
+  # Not `npm ci`: the registry reachable here does not serve the darwin/win32 builds of
+  # optional native packages (@swc/core-*), so npm ci finds them missing from the lock.
+  npm install --no-save --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
   phase_end
 fi
