@@ -1,0 +1,65 @@
+/**
+ * The express app, built from injected dependencies so tests drive it with
+ * supertest (no port) against a real Temporal server, and main.ts only adds
+ * config, a listening socket and shutdown.
+ */
+import express, { type Express } from 'express';
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
+import { toClusterInfo, type ClusterInfo, type Inventory } from '../model/index.ts';
+import { HUB_TASK_QUEUE } from '../workflows/messages.ts';
+import { authenticate, TokenStore, type TokensFile } from './auth.ts';
+import { requestContext } from './context.ts';
+import { Deliveries } from './deliveries.ts';
+import { errorHandler, HttpError, isTemporalUnavailable, routeNotFound } from './errors.ts';
+import { openApiDocument } from './openapi.ts';
+import { v1Routes } from './routes.ts';
+
+export interface AppDeps {
+  temporal: Client;
+  /** The fleet, as ClusterInfo (what workflows see) or as the parsed inventory file. */
+  inventory: readonly ClusterInfo[] | Inventory;
+  tokens: TokensFile | TokenStore;
+  logger: Logger;
+  /** Task queue of the workflows; HUB_TASK_QUEUE unless a test runs its own. */
+  taskQueue?: string;
+  /** /readyz deadline for Temporal's answer. */
+  readyDeadlineMs?: number;
+}
+
+const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] => ('clusters' in inv ? inv.clusters.map(toClusterInfo) : inv);
+
+export function createApp(deps: AppDeps): Express {
+  const fleet = Object.freeze([...fleetOf(deps.inventory)]);
+  const store = deps.tokens instanceof TokenStore ? deps.tokens : new TokenStore(deps.tokens);
+  const deliveries = new Deliveries({ temporal: deps.temporal, fleet, taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE });
+  const openapi = openApiDocument();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false); // statuses change under the same URL; no conditional GETs
+  app.set('query parser', 'simple'); // flat query strings only: ?app=shop/web&phase=Healthy
+  app.use(requestContext(deps.logger));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deliveries.ready(deps.readyDeadlineMs ?? 2_000);
+      res.json({ status: 'ready' });
+    } catch (e) {
+      throw new HttpError(503, 'NotReady', `Temporal is not reachable${isTemporalUnavailable(e) ? '' : `: ${(e as Error).message}`}`, { cause: e });
+    }
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+
+  // Authenticate before reading a body: an anonymous caller learns nothing from a parse error.
+  app.use('/v1', authenticate(store), express.json({ limit: '256kb', strict: true }), v1Routes(deliveries, fleet));
+
+  app.use(routeNotFound);
+  app.use(errorHandler);
+  return app;
+}

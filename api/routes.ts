@@ -1,0 +1,90 @@
+/**
+ * The /v1 routes. Each handler: check the role, validate with zod (400/422,
+ * nothing starts), then one call into Deliveries. Errors go to errorHandler.
+ */
+import { Router, type Request, type Response } from 'express';
+import { DeliveryRequestSchema, planDeploy, PlanError, type ClusterInfo } from '../model/index.ts';
+import { Permission, requirePermission } from './auth.ts';
+import { locals } from './context.ts';
+import { statusUrl, type Deliveries, type Started } from './deliveries.ts';
+import { HttpError, parseOr } from './errors.ts';
+import { ActionBodySchema, AppParamsSchema, AppQuerySchema, IdempotencyKeySchema, ListQuerySchema } from './schemas.ts';
+
+/** Every route, for the OpenAPI document and its test. Express paths. */
+export const routeTable = [
+  { method: 'post', path: '/v1/deliveries' },
+  { method: 'get', path: '/v1/deliveries' },
+  { method: 'get', path: '/v1/deliveries/:id' },
+  { method: 'post', path: '/v1/deliveries/:id/actions' },
+  { method: 'get', path: '/v1/apps/:name' },
+] as const;
+
+function idempotencyKey(req: Request): string | undefined {
+  const raw = req.get('idempotency-key');
+  return raw === undefined ? undefined : parseOr(IdempotencyKeySchema, raw, 'Idempotency-Key header');
+}
+
+function requireJson(req: Request): void {
+  if (!req.is('application/json')) throw new HttpError(415, 'UnsupportedMediaType', 'send the request body as application/json');
+}
+
+/** 202 with Location for a new delivery; 200 with the same body when an Idempotency-Key found an earlier one. */
+function accepted(res: Response, started: Started, extra: Record<string, string> = {}): void {
+  const url = statusUrl(started.id);
+  res.status(started.created ? 202 : 200).location(url).json({ id: started.id, status: url, ...extra });
+}
+
+/** A plan the engine would refuse is refused here, before anything starts. PlanError paths are relative to the app (or to waves). */
+function checkPlan(app: Parameters<typeof planDeploy>[0], fleet: readonly ClusterInfo[], waves: Parameters<typeof planDeploy>[2]): void {
+  try {
+    planDeploy(app, fleet, waves);
+  } catch (e) {
+    if (!(e instanceof PlanError)) throw e;
+    const path = (e.path[0] === 'waves' ? e.path : ['app', ...e.path]).map(String).join('.');
+    throw new HttpError(422, 'Unprocessable', e.message, { details: [{ path, message: e.message }] });
+  }
+}
+
+export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[]): Router {
+  const r = Router();
+
+  r.post('/deliveries', requirePermission(Permission.start), async (req, res) => {
+    requireJson(req);
+    const key = idempotencyKey(req);
+    const request = parseOr(DeliveryRequestSchema, req.body);
+    checkPlan(request.app, fleet, request.waves);
+    const caller = locals(res).caller!;
+    const started = await deliveries.start({ request, caller, ...(key !== undefined ? { idempotencyKey: key } : {}) });
+    locals(res).log.info({ delivery: started.id, created: started.created, app: `${request.app.namespace}/${request.app.name}` }, 'delivery requested');
+    accepted(res, started);
+  });
+
+  r.get('/deliveries', requirePermission(Permission.read), async (req, res) => {
+    const q = parseOr(ListQuerySchema, req.query, 'query string');
+    res.json({ items: await deliveries.list(q) });
+  });
+
+  r.get('/deliveries/:id', requirePermission(Permission.read), async (req, res) => {
+    const { status } = await deliveries.status(req.params.id as string);
+    res.json(status);
+  });
+
+  r.post('/deliveries/:id/actions', requirePermission(Permission.act), async (req, res) => {
+    requireJson(req);
+    const key = idempotencyKey(req);
+    const body = parseOr(ActionBodySchema, req.body);
+    const id = req.params.id as string;
+    const outcome = await deliveries.act(id, body, locals(res).caller!, key);
+    locals(res).log.info({ delivery: id, action: body.action, cluster: body.cluster }, 'delivery action');
+    if (outcome.kind === 'status') res.json(outcome.status);
+    else accepted(res, outcome.started, { rollbackOf: outcome.rollbackOf });
+  });
+
+  r.get('/apps/:name', requirePermission(Permission.read), async (req, res) => {
+    const { name } = parseOr(AppParamsSchema, req.params, 'path');
+    const { namespace } = parseOr(AppQuerySchema, req.query, 'query string');
+    res.json(await deliveries.app(namespace, name));
+  });
+
+  return r;
+}

@@ -1,0 +1,141 @@
+/**
+ * The API's own zod schemas: query strings, path parameters and response
+ * bodies, for validation and for /openapi.json. Request bodies come from
+ * model/ unchanged. Response schemas mirror interfaces defined elsewhere
+ * (model/delivery.ts, workflows/messages.ts); the `Same<>` checks at the end
+ * make the typecheck fail when the two drift apart.
+ */
+import { z } from 'zod';
+import {
+  ActionRequestSchema,
+  AppSpecSchema,
+  ClusterPhase,
+  dnsLabel,
+  OnFailure,
+  Phase,
+  type DeliveryStatus,
+} from '../model/index.ts';
+import type { AppState } from '../workflows/messages.ts';
+
+export const ActionBodySchema = ActionRequestSchema;
+export type ActionBody = z.infer<typeof ActionBodySchema>;
+
+/** "<namespace>/<name>", or "<name>" in namespace default. */
+const appRef = z
+  .string()
+  .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be "<namespace>/<name>" or "<name>" (lowercase RFC 1123 labels)')
+  .transform((s) => (s.includes('/') ? s : `default/${s}`));
+
+export const ListQuerySchema = z
+  .object({
+    app: appRef.optional(),
+    phase: z.enum(Phase).optional(),
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+  })
+  .strict();
+export type ListQuery = z.output<typeof ListQuerySchema>;
+
+export const AppQuerySchema = z.object({ namespace: dnsLabel.default('default') }).strict();
+export const AppParamsSchema = z.object({ name: dnsLabel });
+
+export const IdempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 printable ASCII characters without spaces');
+
+// --- responses ---
+
+export const ErrorSchema = z.object({
+  error: z.string().meta({ description: 'PascalCase error code, e.g. InvalidRequest, Unprocessable, DeliveryInProgress' }),
+  message: z.string(),
+  details: z.unknown().meta({ description: 'For validation errors: [{path, message}] with dotted field paths' }),
+  requestId: z.string(),
+});
+
+export const DeliveryAcceptedSchema = z.object({
+  id: z.string(),
+  status: z.string().meta({ description: 'URL of the delivery status' }),
+  rollbackOf: z.string().optional(),
+});
+
+export const DeliveryListItemSchema = z.object({
+  id: z.string(),
+  app: z.string().meta({ description: '<namespace>/<name>' }),
+  phase: z.enum(Phase),
+  type: z.string(),
+  execution: z.string().meta({ description: 'Temporal execution status: RUNNING, COMPLETED, FAILED, TERMINATED, ...' }),
+  startedAt: z.string(),
+  closedAt: z.string().optional(),
+  image: z.string().optional(),
+  requestedBy: z.string().optional(),
+  rollbackOf: z.string().optional(),
+  status: z.string(),
+});
+export type DeliveryListItem = z.infer<typeof DeliveryListItemSchema>;
+export const DeliveryListSchema = z.object({ items: z.array(DeliveryListItemSchema) });
+
+const ConditionSchema = z.object({
+  type: z.string(),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string(),
+  message: z.string(),
+  lastTransitionTime: z.string(),
+});
+
+const ClusterStatusSchema = z.object({
+  cluster: z.string(),
+  wave: z.number().int(),
+  phase: z.enum(ClusterPhase),
+  image: z.string(),
+  desiredReplicas: z.number().int(),
+  readyReplicas: z.number().int(),
+  previousRevision: z.number().int().optional(),
+  revision: z.number().int().optional(),
+  message: z.string(),
+  failureType: z.string().optional(),
+  attempts: z.number().int(),
+});
+
+const AuditEntrySchema = z.object({
+  at: z.string(),
+  who: z.string(),
+  action: z.string(),
+  cluster: z.string().optional(),
+  comment: z.string().optional(),
+});
+
+export const DeliveryStatusSchema = z.object({
+  id: z.string(),
+  type: z.enum(['deploy', 'rollback']),
+  app: z.object({ name: z.string(), namespace: z.string() }),
+  image: z.string(),
+  onFailure: z.enum(OnFailure),
+  phase: z.enum(Phase),
+  conditions: z.array(ConditionSchema),
+  currentWave: z.number().int(),
+  waves: z.array(z.array(z.string())),
+  clusters: z.record(z.string(), ClusterStatusSchema),
+  audit: z.array(AuditEntrySchema),
+  startedAt: z.string(),
+  finishedAt: z.string().optional(),
+  message: z.string(),
+});
+
+export const AppStateSchema = z.object({
+  name: z.string(),
+  namespace: z.string(),
+  spec: AppSpecSchema.optional(),
+  previousSpec: AppSpecSchema.optional(),
+  clusters: z.record(
+    z.string(),
+    z.object({ image: z.string(), replicas: z.number().int(), revision: z.number().int().optional(), deliveryId: z.string(), at: z.string() }),
+  ),
+  activeDelivery: z.string().optional(),
+  deliveries: z.array(
+    z.object({ id: z.string(), type: z.string(), image: z.string(), phase: z.enum(Phase), startedAt: z.string(), finishedAt: z.string().optional() }),
+  ),
+});
+
+// Compile-time: the response schemas describe exactly the interfaces the workflows return.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _statusMatches: Same<z.output<typeof DeliveryStatusSchema>, DeliveryStatus> = true;
+const _appStateMatches: Same<z.output<typeof AppStateSchema>, AppState> = true;
+void _statusMatches;
+void _appStateMatches;
