@@ -24,11 +24,14 @@ export const PortSchema = z.object({
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
 });
 
+// Object defaults are functions, so each parse gets its own objects (zod only shallow-copies a literal default).
+const defaultPorts = (): z.infer<typeof PortSchema>[] => [{ name: 'http', containerPort: 8080, protocol: 'TCP' }];
+
 export const PodTemplateSchema = z.object({
   labels: labelMap.default({}),
   annotations: z.record(z.string(), z.string()).default({}),
   env: envMap.default({}),
-  ports: z.array(PortSchema).default([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]),
+  ports: z.array(PortSchema).default(defaultPorts),
   resources: ResourcesSchema.optional(),
   command: z.array(z.string()).optional(),
   args: z.array(z.string()).optional(),
@@ -64,7 +67,7 @@ export const AppSpecSchema = z
     distribution: z.enum(['divided', 'duplicated']).default('divided'),
     placement: PlacementSchema,
     overrides: z.record(dnsLabel, OverrideSchema).default({}),
-    template: PodTemplateSchema.default({ labels: {}, annotations: {}, env: {}, ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }),
+    template: PodTemplateSchema.default(() => ({ labels: {}, annotations: {}, env: {}, ports: defaultPorts() })),
   })
   .strict();
 export type AppSpec = z.infer<typeof AppSpecSchema>;

@@ -60,5 +60,11 @@ export function formatImageRef(r: ImageRef): string {
 
 /** The same image served from another registry (a regional mirror). */
 export function withRegistry(ref: string, registry: string): string {
+  // A host the runtime would not read as a registry ("mirror", no dot, port or
+  // localhost) would silently turn the result into a Docker Hub repository.
+  const looksLikeHost = registry.includes('.') || registry.includes(':') || registry === 'localhost' || registry.startsWith('[');
+  if (!looksLikeHost || !hostRe.test(registry)) {
+    throw new ImageRefError(`registry "${registry}" is not a host[:port] (it needs a dot, a port, "localhost" or [IPv6])`);
+  }
   return formatImageRef({ ...parseImageRef(ref), registry });
 }

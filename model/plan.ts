@@ -5,7 +5,7 @@
  */
 import type { ClusterInfo } from './inventory.ts';
 import type { AppSpec, Placement } from './app.ts';
-import { formatImageRef, parseImageRef } from './image.ts';
+import { withRegistry } from './image.ts';
 
 export class PlanError extends Error {
   readonly path: (string | number)[];
@@ -46,8 +46,11 @@ export function divideReplicas(total: number, weights: readonly number[]): numbe
   if (total === 0) return weights.map(() => 0);
   if (total < n) throw new RangeError(`${total} replicas cannot give each of ${n} clusters at least one`);
   const rest = total - n;
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const exact = weights.map((w) => (rest * w) / sum);
+  // Scaled by the largest weight, so huge capacities cannot overflow the sum to Infinity (NaN shares).
+  const max = Math.max(...weights);
+  const scaled = weights.map((w) => w / max);
+  const sum = scaled.reduce((a, b) => a + b, 0);
+  const exact = scaled.map((w) => (rest * w) / sum);
   const out = exact.map((x) => 1 + Math.floor(x));
   let left = total - out.reduce((a, b) => a + b, 0);
   const order = exact
@@ -90,6 +93,14 @@ export interface DeployPlan {
   targets: Record<string, ClusterTarget>;
 }
 
+function overrideImage(image: string, registry: string, cluster: string): string {
+  try {
+    return withRegistry(image, registry);
+  } catch (e) {
+    throw new PlanError(e instanceof Error ? e.message : String(e), ['overrides', cluster, 'registry']);
+  }
+}
+
 /** Everything the deploy workflow needs to change each cluster. */
 export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: readonly (readonly string[])[]): DeployPlan {
   const placed = resolvePlacement(app.placement, fleet);
@@ -122,7 +133,7 @@ export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: 
   const targets: Record<string, ClusterTarget> = {};
   for (const c of placed) {
     const o = app.overrides[c.name];
-    const image = o?.registry ? formatImageRef({ ...parseImageRef(app.image), registry: o.registry }) : app.image;
+    const image = o?.registry ? overrideImage(app.image, o.registry, c.name) : app.image;
     const resources = o?.resources ?? app.template.resources;
     targets[c.name] = {
       cluster: c.name,

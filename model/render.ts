@@ -22,7 +22,8 @@ export function renderApp(app: AppSpec, target: ClusterTarget, deliveryId: strin
     image: target.image,
     ports,
     env: Object.entries(target.env)
-      .sort(([a], [b]) => a.localeCompare(b))
+      // Code-unit order, not localeCompare: the same spec must render the same pod on every worker, whatever its locale.
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([name, value]) => ({ name, value })),
     ...(target.resources ? { resources: target.resources } : {}),
     ...(app.template.command ? { command: app.template.command } : {}),
