@@ -133,7 +133,7 @@ export function toFailure(err: unknown, cluster: string, operation: string): Err
     if (code === 401) return failure(FailureType.Forbidden, true, msg('not authenticated (check the kubeconfig credentials)'), details);
     if (code === 403) {
       // Writing into a namespace that is being deleted: it will be gone (and can be created again) shortly.
-      if (status.details?.causes?.some((c) => c.reason === 'NamespaceTerminating') || /is being terminated/.test(what)) {
+      if (status.details?.causes?.some((c) => c.reason === 'NamespaceTerminating') || /is being terminated/.test(what ?? '')) {
         return failure(FailureType.Conflict, false, msg('the namespace is being deleted'), details);
       }
       return failure(FailureType.Forbidden, true, msg('forbidden'), details);

@@ -1,0 +1,146 @@
+/**
+ * The rollout judgement, one observation at a time: when a rollout is done,
+ * still going, or clearly failed (deadline, crash-looping or never-ready pods).
+ */
+import { describe, expect, it } from 'vitest';
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { assessRollout, podProblem, progressOf, type Observation } from '../../activities/kubernetes/rollout.ts';
+import { replicaSetHasRevision } from '../../activities/kubernetes/deployment.ts';
+
+const NOW = Date.parse('2030-01-01T00:10:00Z');
+
+function deployment(spec: number, status: Partial<NonNullable<V1Deployment['status']>>, generation = 2): V1Deployment {
+  return {
+    metadata: { name: 'web', namespace: 'shop', generation, annotations: { 'deployment.kubernetes.io/revision': '2' } },
+    spec: { replicas: spec, selector: { matchLabels: { app: 'web' } }, template: { spec: { containers: [{ name: 'web', image: 'r/web:v2' }] } } },
+    status: { observedGeneration: generation, ...status },
+  };
+}
+
+function pod(name: string, opts: { ready?: boolean; waiting?: string; since?: string; restarts?: number; phase?: string }): V1Pod {
+  const since = opts.since ?? new Date(NOW - 1000).toISOString();
+  return {
+    metadata: { name },
+    status: {
+      phase: opts.phase ?? 'Running',
+      startTime: new Date(since),
+      conditions: [{ type: 'Ready', status: opts.ready ? 'True' : 'False', lastTransitionTime: new Date(since), reason: 'ContainersNotReady' }],
+      containerStatuses: [
+        {
+          name: 'web',
+          image: 'r/web:v2',
+          imageID: '',
+          ready: Boolean(opts.ready),
+          restartCount: opts.restarts ?? 0,
+          state: opts.waiting ? { waiting: { reason: opts.waiting, message: 'back-off 10s restarting failed container' } } : { running: { startedAt: new Date(since) } },
+        },
+      ],
+    },
+  };
+}
+
+function obs(d: V1Deployment, newPods: V1Pod[] = [], graceMs = 20_000, generation = 2): Observation {
+  return { deployment: d, generation, newPods, now: NOW, unreadySeen: new Map(), unreadyGraceMs: graceMs };
+}
+
+describe('assessRollout', () => {
+  const cases: { name: string; o: Observation; kind: 'done' | 'waiting' | 'failed'; message?: RegExp }[] = [
+    {
+      name: 'all updated, ready and available',
+      o: obs(deployment(3, { replicas: 3, updatedReplicas: 3, readyReplicas: 3, availableReplicas: 3 })),
+      kind: 'done',
+    },
+    { name: 'zero replicas', o: obs(deployment(0, {})), kind: 'done' },
+    {
+      name: 'controller has not seen the generation',
+      o: obs(deployment(3, { observedGeneration: 1, replicas: 3, updatedReplicas: 3, readyReplicas: 3, availableReplicas: 3 }), [], 20_000, 2),
+      kind: 'waiting',
+      message: /generation 2/,
+    },
+    {
+      name: 'old replicas still there',
+      o: obs(deployment(3, { replicas: 4, updatedReplicas: 3, readyReplicas: 4, availableReplicas: 4 })),
+      kind: 'waiting',
+      message: /1 old replicas/,
+    },
+    {
+      name: 'new replicas not all ready',
+      o: obs(deployment(3, { replicas: 3, updatedReplicas: 3, readyReplicas: 2, availableReplicas: 2 }), [pod('web-a', { ready: false })]),
+      kind: 'waiting',
+    },
+    {
+      name: 'progress deadline exceeded',
+      o: obs(
+        deployment(3, {
+          replicas: 3,
+          updatedReplicas: 1,
+          readyReplicas: 2,
+          availableReplicas: 2,
+          conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "web-abc" has timed out progressing.' }],
+        }),
+      ),
+      kind: 'failed',
+    },
+    {
+      name: 'a new pod in CrashLoopBackOff',
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2 }), [pod('web-b', { waiting: 'CrashLoopBackOff', restarts: 3 })]),
+      kind: 'failed',
+    },
+    {
+      name: 'a new pod that cannot pull its image',
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [pod('web-c', { waiting: 'ImagePullBackOff', phase: 'Pending' })]),
+      kind: 'failed',
+    },
+    {
+      name: 'a new pod unready for longer than the grace',
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [pod('web-d', { since: new Date(NOW - 30_000).toISOString() })]),
+      kind: 'failed',
+    },
+    {
+      name: 'a new pod unready within the grace',
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [pod('web-e', { since: new Date(NOW - 5_000).toISOString() })]),
+      kind: 'waiting',
+    },
+  ];
+
+  it.each(cases)('$name -> $kind', ({ o, kind, message }) => {
+    const v = assessRollout(o);
+    expect(v.kind).toBe(kind);
+    if (message) expect(v.progress.message).toMatch(message);
+  });
+
+  it('names the failing pods and what is wrong with them', () => {
+    const v = assessRollout(obs(deployment(2, { replicas: 2, updatedReplicas: 1 }), [pod('web-x', { waiting: 'CrashLoopBackOff', restarts: 4 }), pod('web-y', { ready: true })]));
+    expect(v.kind).toBe('failed');
+    if (v.kind !== 'failed') return;
+    expect(v.pods).toEqual([{ pod: 'web-x', problem: expect.stringMatching(/container web is CrashLoopBackOff \(restarts: 4\)/) }]);
+  });
+
+  it('counts unready time from when the activity first saw it, when the pod clock says less', () => {
+    const seen = new Map<string, number>();
+    const p = pod('web-z', { since: new Date(NOW + 60_000).toISOString() }); // a pod clock ahead of ours
+    expect(podProblem(p, { now: NOW, unreadySeen: seen, unreadyGraceMs: 10_000 })).toBeUndefined();
+    expect(podProblem(p, { now: NOW + 9_000, unreadySeen: seen, unreadyGraceMs: 10_000 })).toBeUndefined();
+    expect(podProblem(p, { now: NOW + 11_000, unreadySeen: seen, unreadyGraceMs: 10_000 })).toMatch(/Running but not Ready for 11s/);
+  });
+
+  it('reports progress counts', () => {
+    expect(progressOf(deployment(3, { replicas: 4, updatedReplicas: 2, readyReplicas: 3, availableReplicas: 3 }), 2)).toMatchObject({
+      replicas: 3,
+      updatedReplicas: 2,
+      readyReplicas: 3,
+      availableReplicas: 3,
+      oldReplicas: 2,
+      message: '2 of 3 new replicas updated',
+    });
+  });
+});
+
+describe('replicaSetHasRevision', () => {
+  it('finds a revision renumbered by an earlier rollback through revision-history', () => {
+    const rs = { metadata: { annotations: { 'deployment.kubernetes.io/revision': '4', 'deployment.kubernetes.io/revision-history': '1,3' } } };
+    expect(replicaSetHasRevision(rs, 4)).toBe(true);
+    expect(replicaSetHasRevision(rs, 1)).toBe(true);
+    expect(replicaSetHasRevision(rs, 2)).toBe(false);
+  });
+});
