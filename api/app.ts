@@ -9,9 +9,9 @@ import type { Logger } from 'pino';
 import { toClusterInfo, type ClusterInfo, type Inventory } from '../model/index.ts';
 import { HUB_TASK_QUEUE } from '../workflows/messages.ts';
 import { authenticate, TokenStore, type TokensFile } from './auth.ts';
-import { requestContext } from './context.ts';
+import { locals, requestContext } from './context.ts';
 import { Deliveries } from './deliveries.ts';
-import { errorHandler, HttpError, isTemporalUnavailable, routeNotFound } from './errors.ts';
+import { errorHandler, isTemporalUnavailable, routeNotFound } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
 import { v1Routes } from './routes.ts';
 
@@ -49,7 +49,11 @@ export function createApp(deps: AppDeps): Express {
       await deliveries.ready(deps.readyDeadlineMs ?? 2_000);
       res.json({ status: 'ready' });
     } catch (e) {
-      throw new HttpError(503, 'NotReady', `Temporal is not reachable${isTemporalUnavailable(e) ? '' : `: ${(e as Error).message}`}`, { cause: e });
+      // Probes come every few seconds: one short line, no stack, and the answer straight away.
+      const reason = isTemporalUnavailable(e) ? 'Temporal did not answer in time' : (e as Error).message;
+      const l = locals(res);
+      l.log.warn({ reason }, 'not ready');
+      res.status(503).json({ error: 'NotReady', message: `Temporal is not reachable: ${reason}`, details: [], requestId: l.requestId });
     }
   });
   app.get('/openapi.json', (_req, res) => {

@@ -73,6 +73,8 @@ export interface StartInput {
   idempotencyKey?: string;
   /** A restore after the finished delivery with this id. */
   rollbackOf?: string;
+  /** Why (an SRE's comment on a rollback); kept in the delivery's memo. */
+  comment?: string;
 }
 export interface Started {
   id: string;
@@ -99,7 +101,7 @@ export class Deliveries {
    * already named a delivery returns it, whatever the lock's state; reused with another body it is a 422.
    */
   async start(input: StartInput): Promise<Started> {
-    const { request, caller, idempotencyKey, rollbackOf } = input;
+    const { request, caller, idempotencyKey, rollbackOf, comment } = input;
     const { temporal, taskQueue } = this.#d;
     const id = deliveryIdFor(caller.name, idempotencyKey, rollbackOf ? `rollback ${rollbackOf}` : 'start');
     const hash = requestHash({ request, rollbackOf });
@@ -144,7 +146,7 @@ export class Deliveries {
           { key: typeKey, value: type },
           { key: phaseKey, value: 'Pending' },
         ],
-        memo: { requestHash: hash, requestedBy: caller.name, image: request.app.image, ...(rollbackOf ? { rollbackOf } : {}) },
+        memo: { requestHash: hash, requestedBy: caller.name, image: request.app.image, ...(rollbackOf ? { rollbackOf } : {}), ...(comment ? { comment } : {}) },
       });
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError && idempotencyKey !== undefined) {
@@ -246,9 +248,24 @@ export class Deliveries {
     if (body.action !== 'rollback') {
       throw new HttpError(409, 'DeliveryFinished', `delivery ${id} has finished (${status.phase}); only rollback applies now`);
     }
+    if (idempotencyKey !== undefined) {
+      // A repeated rollback finds the restore it started, even though the restore now holds the lock.
+      const restoreId = deliveryIdFor(caller.name, idempotencyKey, `rollback ${id}`);
+      const existing = await this.#describe(restoreId);
+      if (existing) {
+        if (existing.type !== DELIVERY_TYPE || existing.memo?.rollbackOf !== id) throw new HttpError(409, 'IdConflict', `workflow ${restoreId} is not a rollback of ${id}`);
+        return { kind: 'started', started: { id: restoreId, created: false }, rollbackOf: id };
+      }
+    }
     const app = await this.app(status.app.namespace, status.app.name);
     const request = restoreRequest(status, app, this.#d.fleet);
-    const started = await this.start({ request, caller, rollbackOf: id, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
+    const started = await this.start({
+      request,
+      caller,
+      rollbackOf: id,
+      ...(body.comment !== undefined ? { comment: body.comment } : {}),
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    });
     return { kind: 'started', started, rollbackOf: id };
   }
 

@@ -1,0 +1,216 @@
+/**
+ * The HTTP API against a real Temporal dev server running the real deploy and
+ * application workflows, with in-memory clusters (test/workflows/harness.ts).
+ * Each test uses its own Kubernetes namespace, so the application workflows
+ * (and their locks) of one test never meet another's.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import request from 'supertest';
+import type { Express } from 'express';
+import type { DeliveryStatus } from '../../model/index.ts';
+import type { AppState } from '../../workflows/messages.ts';
+import { createApp } from '../../api/app.ts';
+import type { TokensFile } from '../../api/auth.ts';
+import { createLogger } from '../../api/logger.ts';
+import { bundle, eventually, startFleet, type Fleet } from './harness.ts';
+
+const tokens: TokensFile = {
+  'ci-token-0123456789abcdef': { name: 'gitlab-ci', role: 'ci' },
+  'sre-token-0123456789abcdef': { name: 'alice', role: 'sre' },
+  'viewer-token-0123456789abcdef': { name: 'carol', role: 'viewer' },
+};
+const CI = 'Bearer ci-token-0123456789abcdef';
+const SRE = 'Bearer sre-token-0123456789abcdef';
+const VIEWER = 'Bearer viewer-token-0123456789abcdef';
+
+let fleet: Fleet;
+let api: Express;
+
+beforeAll(async () => {
+  fleet = await startFleet(inject('temporalAddress'), await bundle());
+  api = createApp({ temporal: fleet.client, inventory: fleet.info, tokens, logger: createLogger('silent'), taskQueue: fleet.taskQueue });
+});
+afterAll(async () => {
+  await fleet?.stop();
+});
+
+let seq = 0;
+const freshNamespace = () => `api-${Date.now().toString(36)}-${seq++}`;
+
+function deployBody(namespace: string, image: string, extra: Record<string, unknown> = {}) {
+  return {
+    type: 'deploy',
+    app: { name: 'web', namespace, image, replicas: 8, placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] } },
+    waves: [['beijing'], ['shenzhen', 'cloud-hk']],
+    onFailure: 'pause',
+    ...extra,
+  };
+}
+
+const post = (body: object, auth = CI, key?: string) => {
+  const r = request(api).post('/v1/deliveries').set('Authorization', auth);
+  return (key ? r.set('Idempotency-Key', key) : r).send(body);
+};
+const getStatus = async (id: string): Promise<DeliveryStatus> => {
+  const res = await request(api).get(`/v1/deliveries/${id}`).set('Authorization', VIEWER);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body as DeliveryStatus;
+};
+const untilPhase = (id: string, phases: string[]) => eventually(() => getStatus(id), (s) => phases.includes(s.phase));
+const act = (id: string, body: object, key?: string) => {
+  const r = request(api).post(`/v1/deliveries/${id}/actions`).set('Authorization', SRE);
+  return (key ? r.set('Idempotency-Key', key) : r).send(body);
+};
+const imagesIn = (ns: string) => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.image]));
+const replicasIn = (ns: string) => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.replicas]));
+const appState = async (ns: string): Promise<AppState> => {
+  const res = await request(api).get(`/v1/apps/web?namespace=${ns}`).set('Authorization', VIEWER);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body as AppState;
+};
+
+describe('HTTP API on a real Temporal server', () => {
+  it('delivers to three clusters in two waves: 202 with Location, status until Healthy, list, and where the app runs', async () => {
+    const ns = freshNamespace();
+    const res = await post(deployBody(ns, 'central:5000/demo/web:v1'));
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const id = res.body.id as string;
+    expect(id).toMatch(/^delivery-/);
+    expect(res.headers.location).toBe(`/v1/deliveries/${id}`);
+    expect(res.body.status).toBe(`/v1/deliveries/${id}`);
+
+    const done = await untilPhase(id, ['Healthy', 'Degraded', 'NeedsAttention', 'RolledBack', 'Aborted']);
+    expect(done).toMatchObject({ id, phase: 'Healthy', type: 'deploy', app: { name: 'web', namespace: ns }, waves: [['beijing'], ['shenzhen', 'cloud-hk']] });
+    // What a user checks: every cluster runs the image, with the replicas divided by capacity (2:1:1 of 8).
+    expect(imagesIn(ns)).toEqual({ beijing: 'central:5000/demo/web:v1', shenzhen: 'central:5000/demo/web:v1', 'cloud-hk': 'central:5000/demo/web:v1' });
+    expect(replicasIn(ns)).toEqual({ beijing: 4, shenzhen: 2, 'cloud-hk': 2 });
+
+    const app = await eventually(() => appState(ns), (s) => s.activeDelivery === undefined && s.spec !== undefined);
+    expect(app.spec?.image).toBe('central:5000/demo/web:v1');
+    expect(Object.keys(app.clusters).sort()).toEqual(['beijing', 'cloud-hk', 'shenzhen']);
+    expect(app.deliveries.map((d) => [d.id, d.phase])).toEqual([[id, 'Healthy']]);
+
+    // Visibility is eventually consistent: the search attributes catch up with the workflow.
+    const listed = await eventually(
+      async () => (await request(api).get(`/v1/deliveries?app=${ns}/web&phase=Healthy`).set('Authorization', VIEWER)).body as { items: { id: string; phase: string; app: string; type: string; requestedBy?: string }[] },
+      (b) => b.items.length === 1,
+    );
+    expect(listed.items[0]).toMatchObject({ id, app: `${ns}/web`, phase: 'Healthy', type: 'deploy', requestedBy: 'gitlab-ci', execution: 'COMPLETED' });
+    const none = await request(api).get(`/v1/deliveries?app=${ns}/web&phase=Degraded`).set('Authorization', VIEWER);
+    expect(none.body.items).toEqual([]);
+
+    expect((await request(api).get('/v1/deliveries/delivery-does-not-exist').set('Authorization', VIEWER)).status).toBe(404);
+    expect((await request(api).get(`/v1/apps/web?namespace=${ns}-nope`).set('Authorization', VIEWER)).status).toBe(404);
+    expect((await request(api).get('/readyz')).status).toBe(200);
+  });
+
+  it('refuses a second delivery of a running application with 409 naming it; Idempotency-Key returns the same delivery whatever the lock', async () => {
+    const ns = freshNamespace();
+    const v1 = `central:5000/demo/web:${ns}-v1`;
+    fleet.clusters.shenzhen!.badImages.add(v1); // wave 2 fails: the delivery waits in NeedsAttention, holding the lock
+    const first = await post(deployBody(ns, v1), CI, 'build-1');
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
+    const id = first.body.id as string;
+    await untilPhase(id, ['NeedsAttention']);
+
+    const second = await post(deployBody(ns, `central:5000/demo/web:${ns}-v2`));
+    expect(second.status).toBe(409);
+    expect(second.body).toMatchObject({ error: 'DeliveryInProgress', details: { activeDelivery: id, status: `/v1/deliveries/${id}` } });
+    expect(second.body.message).toContain(id);
+    expect(fleet.clusters.beijing!.calls.filter((c) => c.image?.endsWith(`${ns}-v2`))).toEqual([]); // nothing of it reached a cluster
+
+    // The same key and caller: the same delivery, 200, while the lock is held by that very delivery.
+    const again = await post(deployBody(ns, v1), CI, 'build-1');
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(id);
+    expect(again.headers.location).toBe(`/v1/deliveries/${id}`);
+    // The same key with another request is a mistake worth telling.
+    const other = await post(deployBody(ns, v1, { onFailure: 'fail' }), CI, 'build-1');
+    expect(other.status).toBe(422);
+    expect(other.body.error).toBe('IdempotencyKeyReused');
+    // The same key from another caller is another delivery: refused by the lock.
+    const otherCaller = await post(deployBody(ns, v1), SRE, 'build-1');
+    expect(otherCaller.status).toBe(409);
+
+    fleet.clusters.shenzhen!.badImages.delete(v1);
+    const retried = await act(id, { action: 'retry', comment: 'image fixed' });
+    expect(retried.status).toBe(200);
+    await untilPhase(id, ['Healthy']);
+    // After it finished, with the lock free: still the same delivery, nothing new starts.
+    const later = await post(deployBody(ns, v1), CI, 'build-1');
+    expect(later.status).toBe(200);
+    expect(later.body.id).toBe(id);
+    const app = await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    expect(app.deliveries.map((d) => d.id)).toEqual([id]);
+  });
+
+  it('takes SRE actions on a paused delivery: 409 with the reason when they do not apply, 200 with the new status when they do', async () => {
+    const ns = freshNamespace();
+    const v1 = `central:5000/demo/web:${ns}-v1`;
+    fleet.clusters['cloud-hk']!.badImages.add(v1);
+    const id = (await post(deployBody(ns, v1))).body.id as string;
+    const paused = await untilPhase(id, ['NeedsAttention']);
+    expect(paused.clusters['cloud-hk']).toMatchObject({ phase: 'Failed', failureType: 'RolloutFailed' });
+
+    const noCluster = await act(id, { action: 'skip' });
+    expect(noCluster.status).toBe(409);
+    expect(noCluster.body).toMatchObject({ error: 'ActionNotApplicable', message: 'skip needs a cluster' });
+    const notFailed = await act(id, { action: 'skip', cluster: 'shenzhen' });
+    expect(notFailed.status).toBe(409);
+    expect(notFailed.body.message).toContain('has not failed');
+
+    const skipped = await act(id, { action: 'skip', cluster: 'cloud-hk', comment: 'hk is being drained' });
+    expect(skipped.status, JSON.stringify(skipped.body)).toBe(200);
+    expect((skipped.body as DeliveryStatus).clusters['cloud-hk']!.phase).toBe('Skipped');
+    const done = await untilPhase(id, ['Healthy']);
+    expect(done.audit).toEqual([expect.objectContaining({ who: 'alice', action: 'skip', cluster: 'cloud-hk', comment: 'hk is being drained' })]);
+    expect(imagesIn(ns)).toEqual({ beijing: v1, shenzhen: v1, 'cloud-hk': v1 }); // skipped: left as it was (the failed rollout)
+
+    const finished = await act(id, { action: 'retry' });
+    expect(finished.status).toBe(409);
+    expect(finished.body).toMatchObject({ error: 'DeliveryFinished' });
+    expect((await act('delivery-nope', { action: 'abort' })).status).toBe(404);
+    fleet.clusters['cloud-hk']!.badImages.delete(v1);
+  });
+
+  it('rolls back a finished delivery by starting one that restores the earlier spec on the same clusters', async () => {
+    const ns = freshNamespace();
+    const v1 = `central:5000/demo/web:${ns}-v1`;
+    const v2 = `central:5000/demo/web:${ns}-v2`;
+    const d1 = (await post(deployBody(ns, v1))).body.id as string;
+    await untilPhase(d1, ['Healthy']);
+    await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    const nothingBefore = await act(d1, { action: 'rollback' });
+    expect(nothingBefore.status).toBe(409);
+    expect(nothingBefore.body.error).toBe('NothingToRollBack');
+
+    const d2 = (await post(deployBody(ns, v2, { app: { name: 'web', namespace: ns, image: v2, replicas: 4, placement: { clusters: ['beijing', 'shenzhen'] } }, waves: undefined }))).body.id as string;
+    await untilPhase(d2, ['Healthy']);
+    await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    expect(imagesIn(ns)).toEqual({ beijing: v2, shenzhen: v2, 'cloud-hk': v1 });
+
+    const rb = await act(d2, { action: 'rollback', comment: 'v2 leaks memory' }, 'rb-1');
+    expect(rb.status, JSON.stringify(rb.body)).toBe(202);
+    expect(rb.body.rollbackOf).toBe(d2);
+    const restoreId = rb.body.id as string;
+    expect(restoreId).not.toBe(d2);
+    const repeated = await act(d2, { action: 'rollback', comment: 'v2 leaks memory' }, 'rb-1');
+    expect([200, 202]).toContain(repeated.status);
+    expect(repeated.body.id).toBe(restoreId);
+
+    const restored = await untilPhase(restoreId, ['Healthy', 'Degraded', 'NeedsAttention']);
+    expect(restored).toMatchObject({ phase: 'Healthy', type: 'rollback', image: v1 });
+    expect(Object.keys(restored.clusters).sort()).toEqual(['beijing', 'shenzhen']); // the clusters d2 changed, no others
+    // Back on v1 with the replicas v1 had there (8 over 2:1:1 capacity).
+    expect(imagesIn(ns)).toEqual({ beijing: v1, shenzhen: v1, 'cloud-hk': v1 });
+    expect(replicasIn(ns)).toEqual({ beijing: 4, shenzhen: 2, 'cloud-hk': 2 });
+
+    const app = await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    expect(app.spec?.image).toBe(v1);
+    expect(app.deliveries.map((d) => d.id)).toEqual([restoreId, d2, d1]);
+    // d1 is older than what now runs: rolling it back would undo later deliveries.
+    const old = await act(d1, { action: 'rollback' });
+    expect(old.status).toBe(409);
+    expect(old.body).toMatchObject({ error: 'Superseded', details: { laterDelivery: restoreId } });
+  });
+});
