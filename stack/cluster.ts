@@ -1,0 +1,214 @@
+/**
+ * One Kubernetes cluster of the fleet: etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler (all from the one `flotilla-kube`
+ * binary) and kwok for the fake nodes and pod lifecycles. Each is a supervised
+ * process named `cluster/<name>/<component>`.
+ *
+ * Fault `cluster-down` stops only the apiserver: the API refuses connections,
+ * etcd keeps the data; the other components keep retrying and reconnect on
+ * `cluster-up`.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { FleetCluster, StackConfig } from './config.ts';
+import { ports } from './config.ts';
+import type { ClusterFiles } from './kube.ts';
+import { apiserverReady, clusterFiles, ensureCredentials, ensureNodes, kubeTarget, readyNodes, writeKubeconfig } from './kube.ts';
+import { assertPortFree, httpRequest } from './net.ts';
+import type { ProcRecord, StartSpec } from './process.ts';
+import { isAlive, readState, rssBytes, startProcess, stopProcess, updateState, waitFor } from './process.ts';
+
+export const COMPONENTS = ['etcd', 'apiserver', 'controller-manager', 'scheduler', 'kwok'] as const;
+export type Component = (typeof COMPONENTS)[number];
+export const clusterPart = (name: string, component: Component) => `cluster/${name}/${component}`;
+export const clusterFault = (name: string) => `cluster/${name}`;
+
+const stagesFile = path.join(import.meta.dirname, 'kwok', 'stages.yaml');
+const CONTROLLERS = [
+  'deployment-controller',
+  'replicaset-controller',
+  'garbage-collector-controller',
+  'namespace-controller',
+  'serviceaccount-controller',
+  'serviceaccount-token-controller',
+];
+
+interface Ctx {
+  cfg: StackConfig;
+  c: FleetCluster;
+  files: ClusterFiles;
+  p: ReturnType<typeof ports.cluster>;
+  server: string;
+}
+
+function ctxOf(cfg: StackConfig, c: FleetCluster): Ctx {
+  const index = cfg.fleet.clusters.findIndex((x) => x.name === c.name);
+  const p = ports.cluster(cfg.portBase, index);
+  return { cfg, c, files: clusterFiles(cfg.dataDir, c.name), p, server: `https://127.0.0.1:${p.apiserver}` };
+}
+
+export function clusterInfo(cfg: StackConfig, c: FleetCluster) {
+  const { files, server } = ctxOf(cfg, c);
+  return {
+    name: c.name,
+    region: c.region,
+    ...(c.zone ? { zone: c.zone } : {}),
+    provider: c.provider,
+    labels: c.labels,
+    apiserverUrl: server,
+    kubeconfig: files.kubeconfig,
+    ...(c.mirror ? { mirror: c.mirror } : {}),
+    capacity: c.capacity,
+    nodes: c.nodes,
+  };
+}
+
+async function etcdHealthy(port: number): Promise<boolean> {
+  const res = await httpRequest(`http://127.0.0.1:${port}/health`, { timeoutMs: 2000 }).catch(() => undefined);
+  return res?.status === 200 && res.body.includes('"health":"true"');
+}
+
+function spec(x: Ctx, component: Component): StartSpec & { ports: number[]; health: () => Promise<boolean>; timeoutMs: number } {
+  const { cfg, files, p } = x;
+  const name = clusterPart(x.c.name, component);
+  const kube = (sub: string, args: string[]) => ({ name, command: cfg.bins.kube, args: [sub, ...args], cwd: files.dir });
+  const alive = async () => true; // no health endpoint (secure port off): being alive after start is the check
+  switch (component) {
+    case 'etcd': {
+      const client = `http://127.0.0.1:${p.etcdClient}`;
+      const peer = `http://127.0.0.1:${p.etcdPeer}`;
+      // prettier-ignore
+      return { ...kube('etcd', [
+        '--name', 'default', '--data-dir', files.etcdData,
+        '--listen-client-urls', client, '--advertise-client-urls', client,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
+        '--unsafe-no-fsync', '--quota-backend-bytes', String(512 * 1024 * 1024), '--log-level', 'warn',
+      ]), ports: [p.etcdClient, p.etcdPeer], health: () => etcdHealthy(p.etcdClient), timeoutMs: 30_000 };
+    }
+    case 'apiserver':
+      // prettier-ignore
+      return { ...kube('kube-apiserver', [
+        `--etcd-servers=http://127.0.0.1:${p.etcdClient}`,
+        `--secure-port=${p.apiserver}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
+        `--cert-dir=${files.certDir}`, '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true',
+        `--service-account-issuer=https://127.0.0.1:${p.apiserver}`,
+        `--service-account-key-file=${files.saPub}`, `--service-account-signing-key-file=${files.saKey}`,
+        `--token-auth-file=${files.tokenFile}`, '--authorization-mode=RBAC',
+        '--enable-priority-and-fairness=false', '--profiling=false', '--endpoint-reconciler-type=none',
+        // Its not-ready taint on new nodes is lifted by the node-lifecycle controller, which we do not run.
+        '--disable-admission-plugins=TaintNodesByCondition',
+      ]), ports: [p.apiserver], health: () => apiserverReady(kubeTarget(files, x.server)), timeoutMs: 120_000 };
+    case 'controller-manager':
+      // prettier-ignore
+      return { ...kube('kube-controller-manager', [
+        `--kubeconfig=${files.kubeconfig}`, '--leader-elect=false', '--secure-port=0',
+        `--controllers=${CONTROLLERS.join(',')}`, `--service-account-private-key-file=${files.saKey}`, '--profiling=false',
+      ]), ports: [], health: alive, timeoutMs: 10_000 };
+    case 'scheduler':
+      // prettier-ignore
+      return { ...kube('kube-scheduler', [
+        `--kubeconfig=${files.kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--profiling=false',
+      ]), ports: [], health: alive, timeoutMs: 10_000 };
+    case 'kwok':
+      // prettier-ignore
+      return {
+        name, command: cfg.bins.kwok, cwd: files.dir, args: [
+          `--kubeconfig=${files.kubeconfig}`, `--config=${stagesFile}`,
+          '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+          '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
+          `--server-address=127.0.0.1:${p.kwok}`,
+        ],
+        ports: [p.kwok],
+        health: async () => (await httpRequest(`http://127.0.0.1:${p.kwok}/healthz`, { timeoutMs: 2000 }).catch(() => undefined))?.status === 200,
+        timeoutMs: 30_000,
+      };
+  }
+}
+
+/** Starts a component unless it already runs; waits until healthy either way. */
+async function ensureComponent(x: Ctx, component: Component): Promise<{ rec: ProcRecord; started: boolean }> {
+  const s = spec(x, component);
+  const existing = readState(x.cfg.dataDir)?.processes[s.name];
+  if (existing && isAlive(existing)) {
+    await waitFor(s.name, s.health, { timeoutMs: s.timeoutMs, rec: existing });
+    return { rec: existing, started: false };
+  }
+  for (const port of s.ports) await assertPortFree(port, s.name);
+  const rec = startProcess(x.cfg.dataDir, x.cfg.portBase, s);
+  await waitFor(s.name, s.health, { timeoutMs: s.timeoutMs, rec, intervalMs: 200 });
+  return { rec, started: true };
+}
+
+export async function clusterUp(cfg: StackConfig, c: FleetCluster, log: (line: string) => void): Promise<void> {
+  const x = ctxOf(cfg, c);
+  const t0 = Date.now();
+  mkdirSync(x.files.dir, { recursive: true });
+  ensureCredentials(x.files);
+  const started: string[] = [];
+  const ensure = async (component: Component) => {
+    const r = await ensureComponent(x, component);
+    if (r.started) started.push(component);
+    return r.rec;
+  };
+  await ensure('etcd');
+  await ensure('apiserver');
+  writeKubeconfig(x.files, c.name, x.server);
+  const target = kubeTarget(x.files, x.server);
+  await ensureNodes(target, c);
+  const recs = await Promise.all((['controller-manager', 'scheduler', 'kwok'] as const).map(ensure));
+  await waitFor(`${c.name}: ${c.nodes} nodes Ready`, async () => (await readyNodes(target)).length === c.nodes, { timeoutMs: 60_000 });
+  const dead = recs.find((r) => !isAlive(r));
+  if (dead) throw new Error(`${c.name}: ${dead.command.slice(0, 2).join(' ')} exited; see ${dead.log}`);
+  updateState(cfg.dataDir, cfg.portBase, (s) => {
+    delete s.faults[clusterFault(c.name)];
+  });
+  const what = started.length ? `started ${started.join(', ')}` : 'already running';
+  log(`cluster ${c.name}: up at ${x.server} (${what}; ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+}
+
+/** Stops every component: node agents first, then the apiserver, etcd last. */
+export async function clusterDown(cfg: StackConfig, c: FleetCluster): Promise<void> {
+  const stop = (component: Component) => stopProcess(cfg.dataDir, cfg.portBase, clusterPart(c.name, component));
+  await Promise.all([stop('kwok'), stop('scheduler'), stop('controller-manager')]);
+  await stop('apiserver');
+  await stop('etcd');
+}
+
+/** Fault: the apiserver stops answering (connection refused); everything else keeps running. */
+export async function clusterFaultDown(cfg: StackConfig, c: FleetCluster): Promise<void> {
+  await stopProcess(cfg.dataDir, cfg.portBase, clusterPart(c.name, 'apiserver'));
+  updateState(cfg.dataDir, cfg.portBase, (s) => {
+    s.faults[clusterFault(c.name)] = 'down';
+  });
+}
+
+/** Ends the fault: brings back whatever is not running (normally only the apiserver) and waits for health. */
+export function clusterFaultUp(cfg: StackConfig, c: FleetCluster, log: (line: string) => void): Promise<void> {
+  return clusterUp(cfg, c, log);
+}
+
+export interface ComponentStatus {
+  part: string;
+  pid?: number;
+  alive: boolean;
+  healthy: boolean;
+  rssBytes: number;
+}
+
+export async function clusterStatus(cfg: StackConfig, c: FleetCluster): Promise<{ healthy: boolean; fault?: string; components: ComponentStatus[]; readyNodes: number }> {
+  const x = ctxOf(cfg, c);
+  const state = readState(cfg.dataDir);
+  const components = await Promise.all(
+    COMPONENTS.map(async (component) => {
+      const s = spec(x, component);
+      const rec = state?.processes[s.name];
+      const alive = isAlive(rec);
+      const healthy = alive && (await s.health().catch(() => false));
+      return { part: s.name, ...(rec && alive ? { pid: rec.pid } : {}), alive, healthy, rssBytes: rec && alive ? rssBytes(rec.pid) : 0 };
+    }),
+  );
+  const apiUp = components.find((s) => s.part.endsWith('/apiserver'))?.healthy;
+  const nodes = apiUp ? (await readyNodes(kubeTarget(x.files, x.server)).catch(() => [])).length : 0;
+  const fault = state?.faults[clusterFault(c.name)];
+  return { healthy: components.every((s) => s.healthy) && nodes === c.nodes, ...(fault ? { fault } : {}), components, readyNodes: nodes };
+}

@@ -1,0 +1,156 @@
+/**
+ * What a cluster needs besides its processes: credentials (service-account
+ * signing key, a random admin token), the kubeconfig file, a tiny REST client
+ * for health checks and the fake Node objects kwok then keeps Ready.
+ */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import type { FleetCluster } from './config.ts';
+import type { HttpResult } from './net.ts';
+import { httpRequest } from './net.ts';
+
+export interface ClusterFiles {
+  dir: string;
+  certDir: string;
+  saKey: string;
+  saPub: string;
+  tokenFile: string;
+  kubeconfig: string;
+  etcdData: string;
+}
+
+export function clusterFiles(dataDir: string, name: string): ClusterFiles {
+  const dir = path.join(dataDir, 'clusters', name);
+  return {
+    dir,
+    certDir: path.join(dir, 'pki', 'serving'),
+    saKey: path.join(dir, 'pki', 'sa.key'),
+    saPub: path.join(dir, 'pki', 'sa.pub'),
+    tokenFile: path.join(dir, 'pki', 'tokens.csv'),
+    kubeconfig: path.join(dir, 'kubeconfig'),
+    etcdData: path.join(dir, 'etcd'),
+  };
+}
+
+/** Creates the service-account key pair and the admin token once; later runs reuse them. */
+export function ensureCredentials(f: ClusterFiles): void {
+  mkdirSync(f.certDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(f.saKey) || !existsSync(f.saPub)) {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    writeFileSync(f.saKey, privateKey, { mode: 0o600 });
+    writeFileSync(f.saPub, publicKey, { mode: 0o600 });
+  }
+  if (!existsSync(f.tokenFile)) {
+    writeFileSync(f.tokenFile, `${randomBytes(24).toString('hex')},admin,admin,system:masters\n`, { mode: 0o600 });
+  }
+}
+
+export function adminToken(f: ClusterFiles): string {
+  return readFileSync(f.tokenFile, 'utf8').split(',')[0]!.trim();
+}
+
+/** The apiserver's self-signed serving bundle (leaf + its CA), written by the apiserver on first start. */
+export function servingBundle(f: ClusterFiles): string | undefined {
+  const file = path.join(f.certDir, 'apiserver.crt');
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+export function writeKubeconfig(f: ClusterFiles, name: string, server: string): void {
+  const ca = servingBundle(f);
+  if (!ca) throw new Error(`${name}: no serving certificate in ${f.certDir} yet`);
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name, cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } }],
+    users: [{ name: `${name}-admin`, user: { token: adminToken(f) } }],
+    contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: 'default' } }],
+    'current-context': name,
+  };
+  writeFileSync(f.kubeconfig, toYaml(config), { mode: 0o600 });
+}
+
+export interface KubeTarget {
+  server: string;
+  token: string;
+  ca: string | undefined;
+}
+
+export function kubeTarget(f: ClusterFiles, server: string): KubeTarget {
+  return { server, token: adminToken(f), ca: servingBundle(f) };
+}
+
+export function kubeRequest(t: KubeTarget, method: string, apiPath: string, body?: unknown): Promise<HttpResult> {
+  return httpRequest(`${t.server}${apiPath}`, {
+    method,
+    ca: t.ca,
+    headers: { authorization: `Bearer ${t.token}`, accept: 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    timeoutMs: 5000,
+  });
+}
+
+export async function apiserverReady(t: KubeTarget): Promise<boolean> {
+  if (!t.ca) return false;
+  const res = await kubeRequest(t, 'GET', '/readyz').catch(() => undefined);
+  return res?.status === 200;
+}
+
+export const fakeNodeName = (cluster: string, i: number) => `${cluster}-node-${i}`;
+
+/** Creates the cluster's fake nodes (idempotent). kwok manages nodes with the annotation kwok.x-k8s.io/node=fake. */
+export async function ensureNodes(t: KubeTarget, c: FleetCluster): Promise<void> {
+  const resources = { cpu: '32', memory: '128Gi', pods: '250', 'ephemeral-storage': '1Ti' };
+  for (let i = 0; i < c.nodes; i++) {
+    const name = fakeNodeName(c.name, i);
+    const node = {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        labels: {
+          type: 'kwok',
+          'kubernetes.io/hostname': name,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          'node.kubernetes.io/instance-type': 'kwok',
+          'topology.kubernetes.io/region': c.region,
+          ...(c.zone ? { 'topology.kubernetes.io/zone': c.zone } : {}),
+        },
+        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      },
+      spec: {},
+      status: {
+        allocatable: resources,
+        capacity: resources,
+        nodeInfo: {
+          architecture: 'amd64',
+          operatingSystem: 'linux',
+          kubeletVersion: 'kwok',
+          kubeProxyVersion: 'kwok',
+          containerRuntimeVersion: 'kwok',
+          kernelVersion: 'kwok',
+          osImage: 'kwok',
+          bootID: '',
+          machineID: '',
+          systemUUID: '',
+        },
+      },
+    };
+    const res = await kubeRequest(t, 'POST', '/api/v1/nodes', node);
+    if (res.status !== 201 && res.status !== 409) throw new Error(`${c.name}: creating node ${name}: HTTP ${res.status} ${res.body}`);
+  }
+}
+
+/** Names of the cluster's fake nodes that report Ready=True. */
+export async function readyNodes(t: KubeTarget): Promise<string[]> {
+  const res = await kubeRequest(t, 'GET', '/api/v1/nodes?labelSelector=type%3Dkwok');
+  if (res.status !== 200) return [];
+  const list = JSON.parse(res.body) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] };
+  return list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name);
+}
