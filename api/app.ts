@@ -27,12 +27,17 @@ export interface AppDeps {
   readyDeadlineMs?: number;
 }
 
-const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] => ('clusters' in inv ? inv.clusters.map(toClusterInfo) : inv);
+const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] =>
+  'clusters' in inv ? inv.clusters.map(toClusterInfo) : inv;
 
 export function createApp(deps: AppDeps): Express {
   const fleet = Object.freeze([...fleetOf(deps.inventory)]);
   const store = deps.tokens instanceof TokenStore ? deps.tokens : new TokenStore(deps.tokens);
-  const deliveries = new Deliveries({ temporal: deps.temporal, fleet, taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE });
+  const deliveries = new Deliveries({
+    temporal: deps.temporal,
+    fleet,
+    taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE,
+  });
   const openapi = openApiDocument();
 
   const app = express();
@@ -53,7 +58,14 @@ export function createApp(deps: AppDeps): Express {
       const reason = isTemporalUnavailable(e) ? 'Temporal did not answer in time' : (e as Error).message;
       const l = locals(res);
       l.log.warn({ reason }, 'not ready');
-      res.status(503).json({ error: 'NotReady', message: `Temporal is not reachable: ${reason}`, details: [], requestId: l.requestId });
+      res
+        .status(503)
+        .json({
+          error: 'NotReady',
+          message: `Temporal is not reachable: ${reason}`,
+          details: [],
+          requestId: l.requestId,
+        });
     }
   });
   app.get('/openapi.json', (_req, res) => {
@@ -61,7 +73,12 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // Authenticate before reading a body: an anonymous caller learns nothing from a parse error.
-  app.use('/v1', authenticate(store), express.json({ limit: '256kb', strict: true }), v1Routes(deliveries, fleet));
+  app.use(
+    '/v1',
+    authenticate(store),
+    express.json({ limit: '256kb', strict: true }),
+    v1Routes(deliveries, fleet),
+  );
 
   app.use(routeNotFound);
   app.use(errorHandler);

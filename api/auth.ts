@@ -32,7 +32,10 @@ export const grants: Readonly<Record<Role, readonly Permission[]>> = {
 };
 
 export const TokensFileSchema = z.record(
-  z.string().min(16, 'a token needs at least 16 characters').regex(/^[\x21-\x7e]+$/, 'a token is printable ASCII without spaces'),
+  z
+    .string()
+    .min(16, 'a token needs at least 16 characters')
+    .regex(/^[\x21-\x7e]+$/, 'a token is printable ASCII without spaces'),
   z.object({ name: z.string().min(1).max(100), role: z.enum(Role) }).strict(),
 );
 export type TokensFile = z.infer<typeof TokensFileSchema>;
@@ -48,7 +51,10 @@ export class TokenStore {
   readonly #entries: { digest: Buffer; caller: Caller }[];
 
   constructor(tokens: TokensFile) {
-    this.#entries = Object.entries(tokens).map(([token, caller]) => ({ digest: digest(token), caller: Object.freeze({ ...caller }) }));
+    this.#entries = Object.entries(tokens).map(([token, caller]) => ({
+      digest: digest(token),
+      caller: Object.freeze({ ...caller }),
+    }));
   }
 
   get size(): number {
@@ -67,17 +73,28 @@ export class TokenStore {
   }
 }
 
-const challenge = (error?: string) => ({ 'WWW-Authenticate': `Bearer realm="flotilla"${error ? `, error="${error}"` : ''}` });
+const challenge = (error?: string) => ({
+  'WWW-Authenticate': `Bearer realm="flotilla"${error ? `, error="${error}"` : ''}`,
+});
 
 /** 401 without a bearer token or with one no entry has; sets the caller on the response locals. */
 export function authenticate(store: TokenStore): RequestHandler {
   return (req, res, next) => {
     const header = req.get('authorization');
-    if (!header) throw new HttpError(401, 'Unauthorized', 'a bearer token is required (Authorization: Bearer <token>)', { headers: challenge() });
+    if (!header)
+      throw new HttpError(401, 'Unauthorized', 'a bearer token is required (Authorization: Bearer <token>)', {
+        headers: challenge(),
+      });
     const m = /^Bearer +([^\s]+) *$/i.exec(header);
-    if (!m) throw new HttpError(401, 'Unauthorized', 'the Authorization header must be "Bearer <token>"', { headers: challenge('invalid_request') });
+    if (!m)
+      throw new HttpError(401, 'Unauthorized', 'the Authorization header must be "Bearer <token>"', {
+        headers: challenge('invalid_request'),
+      });
     const caller = store.verify(m[1]!);
-    if (!caller) throw new HttpError(401, 'Unauthorized', 'the bearer token is not valid', { headers: challenge('invalid_token') });
+    if (!caller)
+      throw new HttpError(401, 'Unauthorized', 'the bearer token is not valid', {
+        headers: challenge('invalid_token'),
+      });
     locals(res).caller = caller;
     next();
   };
@@ -87,10 +104,15 @@ export function authenticate(store: TokenStore): RequestHandler {
 export function requirePermission(permission: Permission): RequestHandler {
   return (_req, res, next) => {
     const caller = locals(res).caller;
-    if (!caller) throw new HttpError(401, 'Unauthorized', 'a bearer token is required', { headers: challenge() });
+    if (!caller)
+      throw new HttpError(401, 'Unauthorized', 'a bearer token is required', { headers: challenge() });
     if (!grants[caller.role].includes(permission)) {
       const allowed = (Object.keys(grants) as Role[]).filter((r) => grants[r].includes(permission));
-      throw new HttpError(403, 'Forbidden', `role ${caller.role} may not do this (allowed: ${allowed.join(', ')})`);
+      throw new HttpError(
+        403,
+        'Forbidden',
+        `role ${caller.role} may not do this (allowed: ${allowed.join(', ')})`,
+      );
     }
     next();
   };

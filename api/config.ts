@@ -56,7 +56,9 @@ async function readStructured(path: string, what: string): Promise<unknown> {
 export async function loadInventory(path: string): Promise<ClusterInfo[]> {
   const r = InventorySchema.safeParse(await readStructured(path, 'inventory'));
   if (!r.success) {
-    throw new ConfigError(`invalid inventory ${path}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new ConfigError(
+      `invalid inventory ${path}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return r.data.clusters.map(toClusterInfo);
 }
@@ -72,7 +74,9 @@ export async function loadTokens(path: string): Promise<TokensFile> {
       const rest = i.path.slice(1).join('.');
       return `entry #${keys.indexOf(String(i.path[0])) + 1}${rest ? ` ${rest}` : ''}: ${i.message}`;
     });
-    throw new ConfigError(`invalid tokens file ${path} (expected {<token>: {name, role: ${Object.values(Role).join('|')}}}): ${where.join('; ')}`);
+    throw new ConfigError(
+      `invalid tokens file ${path} (expected {<token>: {name, role: ${Object.values(Role).join('|')}}}): ${where.join('; ')}`,
+    );
   }
   return r.data;
 }

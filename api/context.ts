@@ -31,7 +31,13 @@ export function requestContext(logger: Logger): RequestHandler {
     const t0 = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      const line = { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, caller: l.caller?.name };
+      const line = {
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        ms: Math.round(ms * 10) / 10,
+        caller: l.caller?.name,
+      };
       if (res.statusCode >= 500 && res.statusCode !== 503) l.log.error(line, 'request');
       else if (res.statusCode === 503) l.log.warn(line, 'request');
       else l.log.info(line, 'request');

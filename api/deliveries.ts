@@ -15,7 +15,13 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import type { ClusterInfo, DeliveryStatus, DeployRequest, DeployWorkflowInput, Phase } from '../model/index.ts';
+import type {
+  ClusterInfo,
+  DeliveryStatus,
+  DeployRequest,
+  DeployWorkflowInput,
+  Phase,
+} from '../model/index.ts';
 import {
   acquireUpdate,
   actionUpdate,
@@ -81,7 +87,8 @@ export interface Started {
   /** False when an Idempotency-Key found the delivery an earlier request started. */
   created: boolean;
 }
-export type ActionOutcome = { kind: 'status'; status: DeliveryStatus } | { kind: 'started'; started: Started; rollbackOf: string };
+export type ActionOutcome =
+  { kind: 'status'; status: DeliveryStatus } | { kind: 'started'; started: Started; rollbackOf: string };
 
 export interface DeliveriesDeps {
   temporal: Client;
@@ -112,7 +119,12 @@ export class Deliveries {
 
     const { namespace, name } = request.app;
     const type = rollbackOf ? 'rollback' : request.type;
-    const acquire: AcquireInput = { deliveryId: id, type, image: request.app.image, startedAt: new Date().toISOString() };
+    const acquire: AcquireInput = {
+      deliveryId: id,
+      type,
+      image: request.app.image,
+      startedAt: new Date().toISOString(),
+    };
     try {
       await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
         args: [acquire],
@@ -124,15 +136,22 @@ export class Deliveries {
         }),
       });
     } catch (e) {
-      const f = e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
+      const f =
+        e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
       if (f?.type === 'DeliveryInProgress') {
         const active = (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery;
-        throw new HttpError(409, 'DeliveryInProgress', f.message, { details: { activeDelivery: active, status: active ? statusUrl(active) : undefined } });
+        throw new HttpError(409, 'DeliveryInProgress', f.message, {
+          details: { activeDelivery: active, status: active ? statusUrl(active) : undefined },
+        });
       }
       throw e;
     }
 
-    const workflowInput: DeployWorkflowInput = { request, requestedBy: caller.name, ...(rollbackOf ? { rollbackOf } : {}) };
+    const workflowInput: DeployWorkflowInput = {
+      request,
+      requestedBy: caller.name,
+      ...(rollbackOf ? { rollbackOf } : {}),
+    };
     try {
       await temporal.workflow.start(DELIVERY_TYPE, {
         workflowId: id,
@@ -146,7 +165,13 @@ export class Deliveries {
           { key: typeKey, value: type },
           { key: phaseKey, value: 'Pending' },
         ],
-        memo: { requestHash: hash, requestedBy: caller.name, image: request.app.image, ...(rollbackOf ? { rollbackOf } : {}), ...(comment ? { comment } : {}) },
+        memo: {
+          requestHash: hash,
+          requestedBy: caller.name,
+          image: request.app.image,
+          ...(rollbackOf ? { rollbackOf } : {}),
+          ...(comment ? { comment } : {}),
+        },
       });
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError && idempotencyKey !== undefined) {
@@ -164,9 +189,15 @@ export class Deliveries {
   }
 
   #repeat(id: string, existing: WorkflowExecutionDescription, hash: string): Started {
-    if (existing.type !== DELIVERY_TYPE) throw new HttpError(409, 'IdConflict', `workflow ${id} is not a delivery`);
+    if (existing.type !== DELIVERY_TYPE)
+      throw new HttpError(409, 'IdConflict', `workflow ${id} is not a delivery`);
     if (existing.memo?.requestHash !== hash) {
-      throw new HttpError(422, 'IdempotencyKeyReused', `this Idempotency-Key already started delivery ${id} with a different request`, { details: { id, status: statusUrl(id) } });
+      throw new HttpError(
+        422,
+        'IdempotencyKeyReused',
+        `this Idempotency-Key already started delivery ${id} with a different request`,
+        { details: { id, status: statusUrl(id) } },
+      );
     }
     return { id, created: false };
   }
@@ -180,7 +211,9 @@ export class Deliveries {
     }
   }
 
-  async #deliveryHandle(id: string): Promise<{ handle: WorkflowHandle; description: WorkflowExecutionDescription }> {
+  async #deliveryHandle(
+    id: string,
+  ): Promise<{ handle: WorkflowHandle; description: WorkflowExecutionDescription }> {
     const description = deliveryIdRe.test(id) ? await this.#describe(id) : undefined;
     if (!description || description.type !== DELIVERY_TYPE) throw notFound(`no delivery ${id}`);
     return { handle: this.#d.temporal.workflow.getHandle(id), description };
@@ -193,7 +226,8 @@ export class Deliveries {
   /** A finished delivery's status is its result (no worker needed); a running one's comes from the status query. */
   async status(id: string): Promise<{ status: DeliveryStatus; running: boolean }> {
     const { handle, description } = await this.#deliveryHandle(id);
-    if (description.status.name === 'COMPLETED') return { status: (await handle.result()) as DeliveryStatus, running: false };
+    if (description.status.name === 'COMPLETED')
+      return { status: (await handle.result()) as DeliveryStatus, running: false };
     const status = await this.#query(() => handle.query(statusQuery));
     return { status, running: description.status.name === 'RUNNING' };
   }
@@ -204,7 +238,10 @@ export class Deliveries {
     if (q.app) where.push(`${SA_APP} = '${q.app}'`);
     if (q.phase) where.push(`${SA_PHASE} = '${q.phase}'`);
     const items: DeliveryListItem[] = [];
-    for await (const wf of this.#d.temporal.workflow.list({ query: where.join(' AND '), pageSize: q.limit })) {
+    for await (const wf of this.#d.temporal.workflow.list({
+      query: where.join(' AND '),
+      pageSize: q.limit,
+    })) {
       const memo = (wf.memo ?? {}) as { requestedBy?: string; image?: string; rollbackOf?: string };
       items.push({
         id: wf.workflowId,
@@ -246,14 +283,19 @@ export class Deliveries {
     }
     const { status } = await this.status(id);
     if (body.action !== 'rollback') {
-      throw new HttpError(409, 'DeliveryFinished', `delivery ${id} has finished (${status.phase}); only rollback applies now`);
+      throw new HttpError(
+        409,
+        'DeliveryFinished',
+        `delivery ${id} has finished (${status.phase}); only rollback applies now`,
+      );
     }
     if (idempotencyKey !== undefined) {
       // A repeated rollback finds the restore it started, even though the restore now holds the lock.
       const restoreId = deliveryIdFor(caller.name, idempotencyKey, `rollback ${id}`);
       const existing = await this.#describe(restoreId);
       if (existing) {
-        if (existing.type !== DELIVERY_TYPE || existing.memo?.rollbackOf !== id) throw new HttpError(409, 'IdConflict', `workflow ${restoreId} is not a rollback of ${id}`);
+        if (existing.type !== DELIVERY_TYPE || existing.memo?.rollbackOf !== id)
+          throw new HttpError(409, 'IdConflict', `workflow ${restoreId} is not a rollback of ${id}`);
         return { kind: 'started', started: { id: restoreId, created: false }, rollbackOf: id };
       }
     }
@@ -283,6 +325,8 @@ export class Deliveries {
   /** Temporal answers for our namespace within the deadline. */
   async ready(deadlineMs: number): Promise<void> {
     const { temporal } = this.#d;
-    await temporal.withDeadline(Date.now() + deadlineMs, () => temporal.workflowService.describeNamespace({ namespace: temporal.options.namespace }));
+    await temporal.withDeadline(Date.now() + deadlineMs, () =>
+      temporal.workflowService.describeNamespace({ namespace: temporal.options.namespace }),
+    );
   }
 }

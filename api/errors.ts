@@ -22,7 +22,12 @@ export class HttpError extends Error {
   readonly details: unknown;
   readonly headers: Record<string, string>;
 
-  constructor(status: number, code: string, message: string, opts: { details?: unknown; headers?: Record<string, string>; cause?: unknown } = {}) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    opts: { details?: unknown; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'HttpError';
     this.status = status;
@@ -45,9 +50,13 @@ export function zodIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []
       for (const key of issue.keys) out.push({ path: joinPath([...path, key]), message: 'unknown field' });
     } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       const branches = issue.errors.map(
-        (branch) => `(${branch.map((i) => `${i.path.length ? `${joinPath(i.path)}: ` : ''}${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}` : i.message}`).join('; ')})`,
+        (branch) =>
+          `(${branch.map((i) => `${i.path.length ? `${joinPath(i.path)}: ` : ''}${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}` : i.message}`).join('; ')})`,
       );
-      out.push({ path: joinPath(path), message: `matches none of the allowed forms: ${branches.join(' or ')}` });
+      out.push({
+        path: joinPath(path),
+        message: `matches none of the allowed forms: ${branches.join(' or ')}`,
+      });
     } else {
       out.push({ path: joinPath(path), message: issue.message });
     }
@@ -62,9 +71,19 @@ const isSemantic = (issue: z.core.$ZodIssue): boolean =>
 export function validationError(error: z.ZodError, where = 'request body'): HttpError {
   const details = zodIssues(error);
   if (error.issues.length > 0 && error.issues.every(isSemantic)) {
-    return new HttpError(422, 'Unprocessable', `the ${where} is well formed but cannot be carried out: ${details.map((d) => d.message).join('; ')}`, { details });
+    return new HttpError(
+      422,
+      'Unprocessable',
+      `the ${where} is well formed but cannot be carried out: ${details.map((d) => d.message).join('; ')}`,
+      { details },
+    );
   }
-  return new HttpError(400, 'InvalidRequest', `the ${where} is malformed: ${details.map((d) => `${d.path || '(root)'}: ${d.message}`).join('; ')}`, { details });
+  return new HttpError(
+    400,
+    'InvalidRequest',
+    `the ${where} is malformed: ${details.map((d) => `${d.path || '(root)'}: ${d.message}`).join('; ')}`,
+    { details },
+  );
 }
 
 /** Parses with a zod schema, throwing the 400/422 HttpError on failure. */
@@ -80,12 +99,19 @@ interface BodyParserError {
   message: string;
 }
 const isBodyParserError = (e: unknown): e is BodyParserError =>
-  typeof e === 'object' && e !== null && typeof (e as BodyParserError).type === 'string' && typeof (e as BodyParserError).status === 'number';
+  typeof e === 'object' &&
+  e !== null &&
+  typeof (e as BodyParserError).type === 'string' &&
+  typeof (e as BodyParserError).status === 'number';
 
 const grpcUnavailable = new Set([4 /* DEADLINE_EXCEEDED */, 14 /* UNAVAILABLE */]);
 /** Temporal could not be reached (or did not answer in time): worth a retry by the caller. */
 export function isTemporalUnavailable(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 8; e = e.cause as typeof e, depth++) {
+  for (
+    let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 8;
+    e = e.cause as typeof e, depth++
+  ) {
     if (typeof e.code === 'number' && grpcUnavailable.has(e.code)) return true;
   }
   return false;
@@ -95,11 +121,16 @@ function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof z.ZodError) return validationError(err);
   if (isBodyParserError(err) && err.status >= 400 && err.status < 500) {
-    if (err.type === 'entity.parse.failed') return new HttpError(400, 'MalformedJson', `the request body is not valid JSON: ${err.message}`);
-    if (err.type === 'entity.too.large') return new HttpError(413, 'PayloadTooLarge', 'the request body is too large');
+    if (err.type === 'entity.parse.failed')
+      return new HttpError(400, 'MalformedJson', `the request body is not valid JSON: ${err.message}`);
+    if (err.type === 'entity.too.large')
+      return new HttpError(413, 'PayloadTooLarge', 'the request body is too large');
     return new HttpError(err.status, 'BadRequestBody', err.message);
   }
-  if (isTemporalUnavailable(err)) return new HttpError(503, 'TemporalUnavailable', 'Temporal did not answer in time; try again', { headers: { 'Retry-After': '5' } });
+  if (isTemporalUnavailable(err))
+    return new HttpError(503, 'TemporalUnavailable', 'Temporal did not answer in time; try again', {
+      headers: { 'Retry-After': '5' },
+    });
   return undefined;
 }
 
@@ -116,7 +147,10 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
   } else if (e.status >= 500) {
     l.log?.warn({ err }, e.message);
   }
-  res.status(e.status).set(e.headers).json({ error: e.code, message: e.message, details: e.details, requestId: l.requestId });
+  res
+    .status(e.status)
+    .set(e.headers)
+    .json({ error: e.code, message: e.message, details: e.details, requestId: l.requestId });
 };
 
 export const routeNotFound: RequestHandler = (req) => {

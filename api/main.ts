@@ -14,8 +14,12 @@ import { createLogger } from './logger.ts';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.FLOTILLA_LOG_LEVEL);
-  const [fleet, tokens] = await Promise.all([loadInventory(config.FLOTILLA_INVENTORY), loadTokens(config.FLOTILLA_API_TOKENS_FILE)]);
-  if (Object.keys(tokens).length === 0) log.warn('the tokens file holds no token: every /v1 request will get 401');
+  const [fleet, tokens] = await Promise.all([
+    loadInventory(config.FLOTILLA_INVENTORY),
+    loadTokens(config.FLOTILLA_API_TOKENS_FILE),
+  ]);
+  if (Object.keys(tokens).length === 0)
+    log.warn('the tokens file holds no token: every /v1 request will get 401');
 
   // Connection.lazy: the API starts (and /readyz says 503) while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.FLOTILLA_TEMPORAL_ADDRESS });
@@ -25,7 +29,16 @@ async function main(): Promise<void> {
   const server = app.listen(config.FLOTILLA_API_PORT, config.FLOTILLA_API_HOST);
   await once(server, 'listening');
   const { address, port } = server.address() as AddressInfo;
-  log.info({ address, port, clusters: fleet.map((c) => c.name), temporal: config.FLOTILLA_TEMPORAL_ADDRESS, namespace: config.FLOTILLA_TEMPORAL_NAMESPACE }, 'flotilla api listening');
+  log.info(
+    {
+      address,
+      port,
+      clusters: fleet.map((c) => c.name),
+      temporal: config.FLOTILLA_TEMPORAL_ADDRESS,
+      namespace: config.FLOTILLA_TEMPORAL_NAMESPACE,
+    },
+    'flotilla api listening',
+  );
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -35,12 +48,17 @@ async function main(): Promise<void> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const grace = setTimeout(() => {
-      log.warn({ graceMs: config.FLOTILLA_API_SHUTDOWN_GRACE_MS }, 'grace period over: closing the remaining connections');
+      log.warn(
+        { graceMs: config.FLOTILLA_API_SHUTDOWN_GRACE_MS },
+        'grace period over: closing the remaining connections',
+      );
       server.closeAllConnections();
     }, config.FLOTILLA_API_SHUTDOWN_GRACE_MS);
     grace.unref();
     await closed;
-    await connection.close().catch((e: unknown) => log.warn({ err: e }, 'closing the Temporal connection failed'));
+    await connection
+      .close()
+      .catch((e: unknown) => log.warn({ err: e }, 'closing the Temporal connection failed'));
     log.info('stopped');
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));

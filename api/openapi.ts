@@ -24,7 +24,10 @@ function schema(s: z.ZodType, io: 'input' | 'output'): Json {
 }
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: string, description: string): Json => ({ description, content: { 'application/json': { schema: ref(name) } } });
+const json = (name: string, description: string): Json => ({
+  description,
+  content: { 'application/json': { schema: ref(name) } },
+});
 const error = (description: string): Json => json('Error', description);
 
 /** Query parameters from the properties of an object schema. */
@@ -39,18 +42,25 @@ function queryParams(s: z.ZodObject, descriptions: Record<string, string>): Json
   }));
 }
 
-const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Delivery id, as returned by POST /v1/deliveries' };
+const idParam = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description: 'Delivery id, as returned by POST /v1/deliveries',
+};
 const idempotencyParam = {
   name: 'Idempotency-Key',
   in: 'header',
   required: false,
-  description: 'Repeating a request with the same key (and caller) returns the delivery the first one started',
+  description:
+    'Repeating a request with the same key (and caller) returns the delivery the first one started',
   schema: schema(IdempotencyKeySchema, 'input'),
 };
 const common = {
   '400': error('Malformed request: details lists each field path and what is wrong'),
   '401': error('No bearer token, or an unknown one'),
-  '403': error('The caller\'s role may not do this'),
+  '403': error("The caller's role may not do this"),
 };
 
 export function openApiDocument(): Json {
@@ -59,7 +69,8 @@ export function openApiDocument(): Json {
     info: {
       title: 'Flotilla API',
       version: '1',
-      description: 'Deliveries of applications to a fleet of Kubernetes clusters, as durable Temporal workflows.',
+      description:
+        'Deliveries of applications to a fleet of Kubernetes clusters, as durable Temporal workflows.',
     },
     security: [{ bearer: [] }],
     paths: {
@@ -68,14 +79,25 @@ export function openApiDocument(): Json {
           operationId: 'startDelivery',
           summary: 'Start a delivery (roles: ci, sre)',
           parameters: [idempotencyParam],
-          requestBody: { required: true, content: { 'application/json': { schema: ref('DeliveryRequest') } } },
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: ref('DeliveryRequest') } },
+          },
           responses: {
-            '202': { ...json('DeliveryAccepted', 'Started; Location names the status URL'), headers: { Location: { schema: { type: 'string' } } } },
-            '200': json('DeliveryAccepted', 'An earlier request with the same Idempotency-Key started this delivery'),
+            '202': {
+              ...json('DeliveryAccepted', 'Started; Location names the status URL'),
+              headers: { Location: { schema: { type: 'string' } } },
+            },
+            '200': json(
+              'DeliveryAccepted',
+              'An earlier request with the same Idempotency-Key started this delivery',
+            ),
             ...common,
             '409': error('Another delivery of the application is running: details.activeDelivery names it'),
             '415': error('The body is not application/json'),
-            '422': error('Well formed but impossible: unknown cluster, unparsable image reference, a plan the engine refuses, or an Idempotency-Key reused with another request'),
+            '422': error(
+              'Well formed but impossible: unknown cluster, unparsable image reference, a plan the engine refuses, or an Idempotency-Key reused with another request',
+            ),
           },
         },
         get: {
@@ -94,19 +116,27 @@ export function openApiDocument(): Json {
           operationId: 'getDelivery',
           summary: 'Status of a delivery: phase, conditions, waves, each cluster, audit (any role)',
           parameters: [idParam],
-          responses: { '200': json('DeliveryStatus', 'The delivery\'s status'), ...common, '404': error('No such delivery') },
+          responses: {
+            '200': json('DeliveryStatus', "The delivery's status"),
+            ...common,
+            '404': error('No such delivery'),
+          },
         },
       },
       '/v1/deliveries/{id}/actions': {
         post: {
           operationId: 'actOnDelivery',
           summary: 'retry, skip, rollback or abort a delivery (role: sre)',
-          description: 'On a running delivery the action applies at once (200, the new status) or is refused (409). On a finished one only rollback applies: it starts a delivery that restores the application\'s earlier state on the same clusters (202).',
+          description:
+            "On a running delivery the action applies at once (200, the new status) or is refused (409). On a finished one only rollback applies: it starts a delivery that restores the application's earlier state on the same clusters (202).",
           parameters: [idParam, idempotencyParam],
           requestBody: { required: true, content: { 'application/json': { schema: ref('ActionRequest') } } },
           responses: {
             '200': json('DeliveryStatus', 'The action was taken; the new status'),
-            '202': json('DeliveryAccepted', 'A restoring delivery was started (rollback of a finished delivery)'),
+            '202': json(
+              'DeliveryAccepted',
+              'A restoring delivery was started (rollback of a finished delivery)',
+            ),
             ...common,
             '404': error('No such delivery'),
             '409': error('The action does not apply now: the reason says why'),
@@ -117,13 +147,26 @@ export function openApiDocument(): Json {
       '/v1/apps/{name}': {
         get: {
           operationId: 'getApplication',
-          summary: 'Where an application runs: image and revision per cluster, active and recent deliveries (any role)',
-          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }, ...queryParams(AppQuerySchema, { namespace: 'Kubernetes namespace' })],
-          responses: { '200': json('AppState', 'The application\'s durable state'), ...common, '404': error('No such application') },
+          summary:
+            'Where an application runs: image and revision per cluster, active and recent deliveries (any role)',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            ...queryParams(AppQuerySchema, { namespace: 'Kubernetes namespace' }),
+          ],
+          responses: {
+            '200': json('AppState', "The application's durable state"),
+            ...common,
+            '404': error('No such application'),
+          },
         },
       },
       '/healthz': {
-        get: { operationId: 'healthz', summary: 'The process is up', security: [], responses: { '200': { description: 'Up' } } },
+        get: {
+          operationId: 'healthz',
+          summary: 'The process is up',
+          security: [],
+          responses: { '200': { description: 'Up' } },
+        },
       },
       '/readyz': {
         get: {
@@ -134,11 +177,22 @@ export function openApiDocument(): Json {
         },
       },
       '/openapi.json': {
-        get: { operationId: 'openapi', summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+        get: {
+          operationId: 'openapi',
+          summary: 'This document',
+          security: [],
+          responses: { '200': { description: 'OpenAPI 3.1 document' } },
+        },
       },
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from the API tokens file; its role decides what it may do' } },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'A token from the API tokens file; its role decides what it may do',
+        },
+      },
       schemas: {
         DeliveryRequest: schema(DeliveryRequestSchema, 'input'),
         ActionRequest: schema(ActionBodySchema, 'input'),

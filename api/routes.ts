@@ -8,7 +8,13 @@ import { Permission, requirePermission } from './auth.ts';
 import { locals } from './context.ts';
 import { statusUrl, type Deliveries, type Started } from './deliveries.ts';
 import { HttpError, parseOr } from './errors.ts';
-import { ActionBodySchema, AppParamsSchema, AppQuerySchema, IdempotencyKeySchema, ListQuerySchema } from './schemas.ts';
+import {
+  ActionBodySchema,
+  AppParamsSchema,
+  AppQuerySchema,
+  IdempotencyKeySchema,
+  ListQuerySchema,
+} from './schemas.ts';
 
 /** Every route, for the OpenAPI document and its test. Express paths. */
 export const routeTable = [
@@ -25,17 +31,25 @@ function idempotencyKey(req: Request): string | undefined {
 }
 
 function requireJson(req: Request): void {
-  if (!req.is('application/json')) throw new HttpError(415, 'UnsupportedMediaType', 'send the request body as application/json');
+  if (!req.is('application/json'))
+    throw new HttpError(415, 'UnsupportedMediaType', 'send the request body as application/json');
 }
 
 /** 202 with Location for a new delivery; 200 with the same body when an Idempotency-Key found an earlier one. */
 function accepted(res: Response, started: Started, extra: Record<string, string> = {}): void {
   const url = statusUrl(started.id);
-  res.status(started.created ? 202 : 200).location(url).json({ id: started.id, status: url, ...extra });
+  res
+    .status(started.created ? 202 : 200)
+    .location(url)
+    .json({ id: started.id, status: url, ...extra });
 }
 
 /** A plan the engine would refuse is refused here, before anything starts. PlanError paths are relative to the app (or to waves). */
-function checkPlan(app: Parameters<typeof planDeploy>[0], fleet: readonly ClusterInfo[], waves: Parameters<typeof planDeploy>[2]): void {
+function checkPlan(
+  app: Parameters<typeof planDeploy>[0],
+  fleet: readonly ClusterInfo[],
+  waves: Parameters<typeof planDeploy>[2],
+): void {
   try {
     planDeploy(app, fleet, waves);
   } catch (e) {
@@ -54,8 +68,15 @@ export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[]):
     const request = parseOr(DeliveryRequestSchema, req.body);
     checkPlan(request.app, fleet, request.waves);
     const caller = locals(res).caller!;
-    const started = await deliveries.start({ request, caller, ...(key !== undefined ? { idempotencyKey: key } : {}) });
-    locals(res).log.info({ delivery: started.id, created: started.created, app: `${request.app.namespace}/${request.app.name}` }, 'delivery requested');
+    const started = await deliveries.start({
+      request,
+      caller,
+      ...(key !== undefined ? { idempotencyKey: key } : {}),
+    });
+    locals(res).log.info(
+      { delivery: started.id, created: started.created, app: `${request.app.namespace}/${request.app.name}` },
+      'delivery requested',
+    );
     accepted(res, started);
   });
 

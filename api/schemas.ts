@@ -23,7 +23,10 @@ export type ActionBody = z.infer<typeof ActionBodySchema>;
 /** "<namespace>/<name>", or "<name>" in namespace default. */
 const appRef = z
   .string()
-  .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be "<namespace>/<name>" or "<name>" (lowercase RFC 1123 labels)')
+  .regex(
+    /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+    'must be "<namespace>/<name>" or "<name>" (lowercase RFC 1123 labels)',
+  )
   .transform((s) => (s.includes('/') ? s : `default/${s}`));
 
 export const ListQuerySchema = z
@@ -38,14 +41,20 @@ export type ListQuery = z.output<typeof ListQuerySchema>;
 export const AppQuerySchema = z.object({ namespace: dnsLabel.default('default') }).strict();
 export const AppParamsSchema = z.object({ name: dnsLabel });
 
-export const IdempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 printable ASCII characters without spaces');
+export const IdempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 printable ASCII characters without spaces');
 
 // --- responses ---
 
 export const ErrorSchema = z.object({
-  error: z.string().meta({ description: 'PascalCase error code, e.g. InvalidRequest, Unprocessable, DeliveryInProgress' }),
+  error: z
+    .string()
+    .meta({ description: 'PascalCase error code, e.g. InvalidRequest, Unprocessable, DeliveryInProgress' }),
   message: z.string(),
-  details: z.unknown().meta({ description: 'For validation errors: [{path, message}] with dotted field paths' }),
+  details: z
+    .unknown()
+    .meta({ description: 'For validation errors: [{path, message}] with dotted field paths' }),
   requestId: z.string(),
 });
 
@@ -60,7 +69,9 @@ export const DeliveryListItemSchema = z.object({
   app: z.string().meta({ description: '<namespace>/<name>' }),
   phase: z.enum(Phase),
   type: z.string(),
-  execution: z.string().meta({ description: 'Temporal execution status: RUNNING, COMPLETED, FAILED, TERMINATED, ...' }),
+  execution: z
+    .string()
+    .meta({ description: 'Temporal execution status: RUNNING, COMPLETED, FAILED, TERMINATED, ...' }),
   startedAt: z.string(),
   closedAt: z.string().optional(),
   image: z.string().optional(),
@@ -125,11 +136,24 @@ export const AppStateSchema = z.object({
   previousSpec: AppSpecSchema.optional(),
   clusters: z.record(
     z.string(),
-    z.object({ image: z.string(), replicas: z.number().int(), revision: z.number().int().optional(), deliveryId: z.string(), at: z.string() }),
+    z.object({
+      image: z.string(),
+      replicas: z.number().int(),
+      revision: z.number().int().optional(),
+      deliveryId: z.string(),
+      at: z.string(),
+    }),
   ),
   activeDelivery: z.string().optional(),
   deliveries: z.array(
-    z.object({ id: z.string(), type: z.string(), image: z.string(), phase: z.enum(Phase), startedAt: z.string(), finishedAt: z.string().optional() }),
+    z.object({
+      id: z.string(),
+      type: z.string(),
+      image: z.string(),
+      phase: z.enum(Phase),
+      startedAt: z.string(),
+      finishedAt: z.string().optional(),
+    }),
   ),
 });
 

@@ -20,7 +20,11 @@ const file = async (name: string, text: string) => {
 
 describe('loadConfig', () => {
   it('fills defaults, coerces the port and freezes the result', () => {
-    const c = loadConfig({ FLOTILLA_INVENTORY: '/etc/flotilla/inventory.yaml', FLOTILLA_API_TOKENS_FILE: '/run/secrets/tokens', FLOTILLA_API_PORT: '9090' });
+    const c = loadConfig({
+      FLOTILLA_INVENTORY: '/etc/flotilla/inventory.yaml',
+      FLOTILLA_API_TOKENS_FILE: '/run/secrets/tokens',
+      FLOTILLA_API_PORT: '9090',
+    });
     expect(c).toMatchObject({
       FLOTILLA_TEMPORAL_ADDRESS: '127.0.0.1:7233',
       FLOTILLA_TEMPORAL_NAMESPACE: 'default',
@@ -40,20 +44,37 @@ describe('loadConfig', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     const msg = (err as Error).message;
-    for (const v of ['FLOTILLA_INVENTORY', 'FLOTILLA_API_TOKENS_FILE', 'FLOTILLA_API_PORT']) expect(msg).toContain(v);
+    for (const v of ['FLOTILLA_INVENTORY', 'FLOTILLA_API_TOKENS_FILE', 'FLOTILLA_API_PORT'])
+      expect(msg).toContain(v);
   });
 });
 
 describe('loadTokens', () => {
   it('reads YAML or JSON mapping tokens to callers', async () => {
-    const yaml = await file('tokens.yaml', 'ci-token-0123456789abcdef: {name: gitlab, role: ci}\nsre-token-0123456789abcdef:\n  name: alice\n  role: sre\n');
-    expect(await loadTokens(yaml)).toEqual({ 'ci-token-0123456789abcdef': { name: 'gitlab', role: 'ci' }, 'sre-token-0123456789abcdef': { name: 'alice', role: 'sre' } });
-    const json = await file('tokens.json', JSON.stringify({ 'viewer-token-0123456789abcdef': { name: 'carol', role: 'viewer' } }));
+    const yaml = await file(
+      'tokens.yaml',
+      'ci-token-0123456789abcdef: {name: gitlab, role: ci}\nsre-token-0123456789abcdef:\n  name: alice\n  role: sre\n',
+    );
+    expect(await loadTokens(yaml)).toEqual({
+      'ci-token-0123456789abcdef': { name: 'gitlab', role: 'ci' },
+      'sre-token-0123456789abcdef': { name: 'alice', role: 'sre' },
+    });
+    const json = await file(
+      'tokens.json',
+      JSON.stringify({ 'viewer-token-0123456789abcdef': { name: 'carol', role: 'viewer' } }),
+    );
     expect(Object.values(await loadTokens(json))).toEqual([{ name: 'carol', role: 'viewer' }]);
   });
 
   it('refuses short tokens and unknown roles without echoing a token', async () => {
-    const p = await file('bad-tokens.json', JSON.stringify({ 'good-token-0123456789abcdef': { name: 'a', role: 'ci' }, shortsecret: { name: 'b', role: 'ci' }, 'other-token-0123456789abc': { name: 'c', role: 'admin' } }));
+    const p = await file(
+      'bad-tokens.json',
+      JSON.stringify({
+        'good-token-0123456789abcdef': { name: 'a', role: 'ci' },
+        shortsecret: { name: 'b', role: 'ci' },
+        'other-token-0123456789abc': { name: 'c', role: 'admin' },
+      }),
+    );
     const err = await loadTokens(p).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toMatch(/entry #2/);
@@ -81,7 +102,10 @@ describe('loadInventory', () => {
   });
 
   it('refuses an invalid inventory with the field path', async () => {
-    const p = await file('bad-inventory.yaml', 'clusters:\n  - name: Bei_Jing\n    region: x\n    provider: y\n    kubeconfig: {path: /k}\n');
+    const p = await file(
+      'bad-inventory.yaml',
+      'clusters:\n  - name: Bei_Jing\n    region: x\n    provider: y\n    kubeconfig: {path: /k}\n',
+    );
     await expect(loadInventory(p)).rejects.toThrow(/clusters\.0\.name/);
   });
 });

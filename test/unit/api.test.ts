@@ -25,9 +25,30 @@ const tokens: TokensFile = {
 const bearer = (role: 'ci' | 'sre' | 'rm' | 'viewer') => `Bearer ${role}-token-0123456789abcdef`;
 
 const fleet: ClusterInfo[] = [
-  { name: 'beijing', region: 'cn-north', provider: 'private', labels: { region: 'cn-north', provider: 'private' }, capacity: 2, taskQueue: 'q-beijing' },
-  { name: 'shenzhen', region: 'cn-south', provider: 'private', labels: { region: 'cn-south', provider: 'private' }, capacity: 1, taskQueue: 'q-shenzhen' },
-  { name: 'cloud-hk', region: 'ap-east', provider: 'public', labels: { region: 'ap-east', provider: 'public' }, capacity: 1, taskQueue: 'q-cloud-hk' },
+  {
+    name: 'beijing',
+    region: 'cn-north',
+    provider: 'private',
+    labels: { region: 'cn-north', provider: 'private' },
+    capacity: 2,
+    taskQueue: 'q-beijing',
+  },
+  {
+    name: 'shenzhen',
+    region: 'cn-south',
+    provider: 'private',
+    labels: { region: 'cn-south', provider: 'private' },
+    capacity: 1,
+    taskQueue: 'q-shenzhen',
+  },
+  {
+    name: 'cloud-hk',
+    region: 'ap-east',
+    provider: 'public',
+    labels: { region: 'ap-east', provider: 'public' },
+    capacity: 1,
+    taskQueue: 'q-cloud-hk',
+  },
 ];
 
 /** A Temporal client that records every call and refuses it: any entry in `calls` means something reached Temporal. */
@@ -58,17 +79,32 @@ function logSink(): { stream: Writable; text: () => string } {
 function setup() {
   const { client, calls } = recordingClient();
   const sink = logSink();
-  const app = createApp({ temporal: client, inventory: fleet, tokens, logger: createLogger('info', sink.stream) });
+  const app = createApp({
+    temporal: client,
+    inventory: fleet,
+    tokens,
+    logger: createLogger('info', sink.stream),
+  });
   return { app, calls, logs: sink.text };
 }
 
 const goodRequest = {
   type: 'deploy',
-  app: { name: 'web', namespace: 'shop', image: 'harbor.central:5000/demo/web:v2', replicas: 6, placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] } },
+  app: {
+    name: 'web',
+    namespace: 'shop',
+    image: 'harbor.central:5000/demo/web:v2',
+    replicas: 6,
+    placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] },
+  },
   waves: [['beijing'], ['shenzhen', 'cloud-hk']],
   onFailure: 'rollback',
 };
-const withApp = (app: Record<string, unknown>, rest: Record<string, unknown> = {}) => ({ ...goodRequest, ...rest, app: { ...goodRequest.app, ...app } });
+const withApp = (app: Record<string, unknown>, rest: Record<string, unknown> = {}) => ({
+  ...goodRequest,
+  ...rest,
+  app: { ...goodRequest.app, ...app },
+});
 
 describe('authentication and roles', () => {
   it('answers 401 with a Bearer challenge without a token, with an unknown one, and with another scheme', async () => {
@@ -85,19 +121,28 @@ describe('authentication and roles', () => {
 
   it('answers 401 before looking at the body: an anonymous caller learns nothing from a parse error', async () => {
     const { app } = setup();
-    const res = await request(app).post('/v1/deliveries').set('Content-Type', 'application/json').send('{not json');
+    const res = await request(app)
+      .post('/v1/deliveries')
+      .set('Content-Type', 'application/json')
+      .send('{not json');
     expect(res.status).toBe(401);
   });
 
   it('answers 403 to roles that may not start deliveries or act on them', async () => {
     const { app, calls } = setup();
     for (const who of ['viewer', 'rm'] as const) {
-      const res = await request(app).post('/v1/deliveries').set('Authorization', bearer(who)).send(goodRequest);
+      const res = await request(app)
+        .post('/v1/deliveries')
+        .set('Authorization', bearer(who))
+        .send(goodRequest);
       expect(res.status, who).toBe(403);
       expect(res.body.error).toBe('Forbidden');
     }
     for (const who of ['viewer', 'rm', 'ci'] as const) {
-      const res = await request(app).post('/v1/deliveries/delivery-x/actions').set('Authorization', bearer(who)).send({ action: 'retry' });
+      const res = await request(app)
+        .post('/v1/deliveries/delivery-x/actions')
+        .set('Authorization', bearer(who))
+        .send({ action: 'retry' });
       expect(res.status, who).toBe(403);
       expect(res.body.message).toContain('allowed: sre');
     }
@@ -129,14 +174,29 @@ describe('malformed input: 400 with field paths, nothing starts', () => {
     ['an unknown field', { ...goodRequest, colour: 'blue' }, ['colour']],
     ['an unknown type', { ...goodRequest, type: 'teleport' }, ['type']],
     ['a placement of neither form', withApp({ placement: { regions: ['x'] } }), ['app.placement']],
-    ['a cluster name that is no DNS label', withApp({ placement: { clusters: ['Bei_Jing'] } }), ['app.placement.clusters.0']],
+    [
+      'a cluster name that is no DNS label',
+      withApp({ placement: { clusters: ['Bei_Jing'] } }),
+      ['app.placement.clusters.0'],
+    ],
     ['an empty wave', { ...goodRequest, waves: [['beijing'], []] }, ['waves.1']],
-    ['a bad onFailure and a bad duration', { ...goodRequest, onFailure: 'pray', rolloutTimeout: 'soon' }, ['onFailure', 'rolloutTimeout']],
-    ['a negative override', withApp({ overrides: { beijing: { replicas: -1 } } }), ['app.overrides.beijing.replicas']],
+    [
+      'a bad onFailure and a bad duration',
+      { ...goodRequest, onFailure: 'pray', rolloutTimeout: 'soon' },
+      ['onFailure', 'rolloutTimeout'],
+    ],
+    [
+      'a negative override',
+      withApp({ overrides: { beijing: { replicas: -1 } } }),
+      ['app.overrides.beijing.replicas'],
+    ],
   ];
   it.each(cases)('%s', async (_name, body, paths) => {
     const { app, calls } = setup();
-    const res = await request(app).post('/v1/deliveries').set('Authorization', bearer('ci')).send(body as object);
+    const res = await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('ci'))
+      .send(body as object);
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('InvalidRequest');
     expect((res.body.details as { path: string }[]).map((d) => d.path).sort()).toEqual(paths.sort());
@@ -146,22 +206,44 @@ describe('malformed input: 400 with field paths, nothing starts', () => {
 
   it('answers 400 to a body that is not JSON, and 415 to one that is not declared JSON', async () => {
     const { app, calls } = setup();
-    const bad = await request(app).post('/v1/deliveries').set('Authorization', bearer('ci')).set('Content-Type', 'application/json').send('{"type": "deploy",');
+    const bad = await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('ci'))
+      .set('Content-Type', 'application/json')
+      .send('{"type": "deploy",');
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ error: 'MalformedJson', requestId: expect.any(String) });
-    const text = await request(app).post('/v1/deliveries').set('Authorization', bearer('ci')).set('Content-Type', 'text/plain').send('type=deploy');
+    const text = await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('ci'))
+      .set('Content-Type', 'text/plain')
+      .send('type=deploy');
     expect(text.status).toBe(415);
     expect(calls).toEqual([]);
   });
 
   it('answers 400 to a bad action, a bad Idempotency-Key and bad query strings', async () => {
     const { app, calls } = setup();
-    const action = await request(app).post('/v1/deliveries/delivery-abc/actions').set('Authorization', bearer('sre')).send({ action: 'reboot', cluster: 'x' });
+    const action = await request(app)
+      .post('/v1/deliveries/delivery-abc/actions')
+      .set('Authorization', bearer('sre'))
+      .send({ action: 'reboot', cluster: 'x' });
     expect(action.status).toBe(400);
     expect(action.body.details).toEqual([{ path: 'action', message: expect.any(String) }]);
-    const key = await request(app).post('/v1/deliveries').set('Authorization', bearer('ci')).set('Idempotency-Key', 'k'.repeat(300)).send(goodRequest);
+    const key = await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('ci'))
+      .set('Idempotency-Key', 'k'.repeat(300))
+      .send(goodRequest);
     expect(key.status).toBe(400);
-    for (const q of ['phase=Sleeping', 'limit=0', 'limit=many', 'app=Shop/Web', 'app=a&app=b', 'colour=blue']) {
+    for (const q of [
+      'phase=Sleeping',
+      'limit=0',
+      'limit=many',
+      'app=Shop/Web',
+      'app=a&app=b',
+      'colour=blue',
+    ]) {
       const res = await request(app).get(`/v1/deliveries?${q}`).set('Authorization', bearer('viewer'));
       expect(res.status, q).toBe(400);
     }
@@ -174,17 +256,48 @@ describe('malformed input: 400 with field paths, nothing starts', () => {
 
 describe('impossible input: 422, nothing starts', () => {
   const cases: [string, unknown, string, RegExp][] = [
-    ['an unknown cluster', withApp({ placement: { clusters: ['beijing', 'mars'] } }), 'app.placement.clusters.1', /unknown cluster "mars"/],
+    [
+      'an unknown cluster',
+      withApp({ placement: { clusters: ['beijing', 'mars'] } }),
+      'app.placement.clusters.1',
+      /unknown cluster "mars"/,
+    ],
     ['an unparsable image reference', withApp({ image: 'UPPER/Case::bad' }), 'app.image', /UPPER\/Case::bad/],
-    ['a selector no cluster matches', withApp({ placement: { selector: { region: 'moon' } } }), 'app.placement.selector', /no cluster matches/],
-    ['a wave with an unplaced cluster', { ...goodRequest, waves: [['beijing'], ['shenzhen', 'tokyo']] }, 'waves.1.1', /not placed/],
-    ['a placed cluster in no wave', { ...goodRequest, waves: [['beijing'], ['shenzhen']] }, 'waves', /cloud-hk/],
+    [
+      'a selector no cluster matches',
+      withApp({ placement: { selector: { region: 'moon' } } }),
+      'app.placement.selector',
+      /no cluster matches/,
+    ],
+    [
+      'a wave with an unplaced cluster',
+      { ...goodRequest, waves: [['beijing'], ['shenzhen', 'tokyo']] },
+      'waves.1.1',
+      /not placed/,
+    ],
+    [
+      'a placed cluster in no wave',
+      { ...goodRequest, waves: [['beijing'], ['shenzhen']] },
+      'waves',
+      /cloud-hk/,
+    ],
     ['fewer replicas than clusters', withApp({ replicas: 2 }), 'app.replicas', /at least one/],
-    ['an override for an unplaced cluster', withApp({ placement: { clusters: ['beijing'] }, overrides: { shenzhen: { replicas: 1 } } }, { waves: undefined }), 'app.overrides.shenzhen', /not placed/],
+    [
+      'an override for an unplaced cluster',
+      withApp(
+        { placement: { clusters: ['beijing'] }, overrides: { shenzhen: { replicas: 1 } } },
+        { waves: undefined },
+      ),
+      'app.overrides.shenzhen',
+      /not placed/,
+    ],
   ];
   it.each(cases)('%s', async (_name, body, path, message) => {
     const { app, calls } = setup();
-    const res = await request(app).post('/v1/deliveries').set('Authorization', bearer('sre')).send(body as object);
+    const res = await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('sre'))
+      .send(body as object);
     expect(res.status).toBe(422);
     expect(res.body.error).toBe('Unprocessable');
     expect(res.body.details).toEqual([{ path, message: expect.stringMatching(message) }]);
@@ -193,9 +306,15 @@ describe('impossible input: 422, nothing starts', () => {
 
   it('answers 400, not 422, when an image problem comes with malformed fields', async () => {
     const { app } = setup();
-    const res = await request(app).post('/v1/deliveries').set('Authorization', bearer('ci')).send(withApp({ image: 'UPPER/Case::bad', replicas: -1 }));
+    const res = await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('ci'))
+      .send(withApp({ image: 'UPPER/Case::bad', replicas: -1 }));
     expect(res.status).toBe(400);
-    expect((res.body.details as { path: string }[]).map((d) => d.path).sort()).toEqual(['app.image', 'app.replicas']);
+    expect((res.body.details as { path: string }[]).map((d) => d.path).sort()).toEqual([
+      'app.image',
+      'app.replicas',
+    ]);
   });
 });
 
@@ -206,33 +325,69 @@ describe('GET /openapi.json', () => {
     expect(res.status).toBe(200);
     const doc = res.body as {
       openapi: string;
-      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { $ref: string } }> }; responses: Record<string, unknown> }>>;
-      components: { schemas: Record<string, { oneOf?: { properties: Record<string, unknown>; required: string[] }[]; properties?: Record<string, unknown> }>; securitySchemes: Record<string, unknown> };
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            requestBody?: { content: Record<string, { schema: { $ref: string } }> };
+            responses: Record<string, unknown>;
+          }
+        >
+      >;
+      components: {
+        schemas: Record<
+          string,
+          {
+            oneOf?: { properties: Record<string, unknown>; required: string[] }[];
+            properties?: Record<string, unknown>;
+          }
+        >;
+        securitySchemes: Record<string, unknown>;
+      };
       security: unknown;
     };
     expect(doc.openapi).toBe('3.1.0');
 
     // The table the document is written from is the router's own list of routes.
-    const served = v1Routes(new Deliveries({ temporal: recordingClient().client, fleet, taskQueue: 'x' }), fleet)
+    const served = v1Routes(
+      new Deliveries({ temporal: recordingClient().client, fleet, taskQueue: 'x' }),
+      fleet,
+    )
       .stack.filter((l) => l.route)
-      .flatMap((l) => Object.keys((l.route as unknown as { methods: Record<string, boolean> }).methods).map((m) => `${m} /v1${l.route!.path}`));
+      .flatMap((l) =>
+        Object.keys((l.route as unknown as { methods: Record<string, boolean> }).methods).map(
+          (m) => `${m} /v1${l.route!.path}`,
+        ),
+      );
     expect(served.sort()).toEqual(routeTable.map((r) => `${r.method} ${r.path}`).sort());
     for (const r of routeTable) {
       const path = r.path.replace(/:(\w+)/g, '{$1}');
       expect(doc.paths[path]?.[r.method], `${r.method} ${path}`).toBeDefined();
-      expect(Object.keys(doc.paths[path]![r.method]!.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
+      expect(Object.keys(doc.paths[path]![r.method]!.responses)).toEqual(
+        expect.arrayContaining(['200', '401', '403']),
+      );
     }
     for (const p of ['/healthz', '/readyz', '/openapi.json']) expect(doc.paths[p]?.get).toBeDefined();
 
     const start = doc.paths['/v1/deliveries']!.post!;
-    expect(start.requestBody!.content['application/json']!.schema.$ref).toBe('#/components/schemas/DeliveryRequest');
+    expect(start.requestBody!.content['application/json']!.schema.$ref).toBe(
+      '#/components/schemas/DeliveryRequest',
+    );
     expect(Object.keys(start.responses)).toEqual(expect.arrayContaining(['202', '400', '409', '422']));
     const deploy = doc.components.schemas.DeliveryRequest!.oneOf![0]!;
     expect(deploy.required).toEqual(expect.arrayContaining(['type', 'app']));
-    expect(deploy.properties.app).toMatchObject({ type: 'object', required: expect.arrayContaining(['name', 'image', 'replicas', 'placement']) });
-    expect(doc.components.schemas.ActionRequest!.properties!.action).toMatchObject({ enum: ['retry', 'skip', 'rollback', 'abort'] });
+    expect(deploy.properties.app).toMatchObject({
+      type: 'object',
+      required: expect.arrayContaining(['name', 'image', 'replicas', 'placement']),
+    });
+    expect(doc.components.schemas.ActionRequest!.properties!.action).toMatchObject({
+      enum: ['retry', 'skip', 'rollback', 'abort'],
+    });
     expect(doc.components.schemas.DeliveryStatus!.properties).toHaveProperty('clusters');
-    expect(doc.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
+    expect(doc.components.securitySchemes.bearer).toEqual(
+      expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+    );
     expect(doc.security).toEqual([{ bearer: [] }]);
   });
 });
@@ -241,7 +396,13 @@ describe('health', () => {
   it('/healthz answers while Temporal is unreachable, /readyz does not', async () => {
     const connection = Connection.lazy({ address: '127.0.0.1:1' }); // nothing listens on port 1
     const temporal = new Client({ connection });
-    const app = createApp({ temporal, inventory: fleet, tokens, logger: createLogger('silent'), readyDeadlineMs: 500 });
+    const app = createApp({
+      temporal,
+      inventory: fleet,
+      tokens,
+      logger: createLogger('silent'),
+      readyDeadlineMs: 500,
+    });
     expect((await request(app).get('/healthz')).status).toBe(200);
     const ready = await request(app).get('/readyz');
     expect(ready.status).toBe(503);
@@ -254,17 +415,28 @@ describe('health', () => {
     const res = await request(app).get('/v2/nothing').set('X-Request-Id', 'req-42');
     expect(res.status).toBe(404);
     expect(res.headers['x-request-id']).toBe('req-42');
-    expect(res.body).toEqual({ error: 'NotFound', message: 'no route GET /v2/nothing', details: [], requestId: 'req-42' });
+    expect(res.body).toEqual({
+      error: 'NotFound',
+      message: 'no route GET /v2/nothing',
+      details: [],
+      requestId: 'req-42',
+    });
   });
 });
 
 describe('logging', () => {
   it('logs one line per request with the caller name and never a token', async () => {
     const { app, logs } = setup();
-    await request(app).post('/v1/deliveries').set('Authorization', bearer('ci')).send(withApp({ replicas: 'x' }));
+    await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('ci'))
+      .send(withApp({ replicas: 'x' }));
     await request(app).post('/v1/deliveries').set('Authorization', bearer('viewer')).send(goodRequest);
     await request(app).get('/v1/deliveries/nope').set('Authorization', 'Bearer not-a-known-token-at-all');
-    const lines = logs().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = logs()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.filter((l) => l.msg === 'request').map((l) => [l.status, l.caller])).toEqual([
       [400, 'gitlab-ci'],
       [403, 'carol'],
@@ -275,7 +447,10 @@ describe('logging', () => {
 
   it('redacts token-like fields whoever logs them', () => {
     const sink = logSink();
-    createLogger('info', sink.stream).info({ headers: { authorization: 'Bearer s3cret' }, token: 's3cret', cluster: { kubeconfig: 's3cret' } }, 'x');
+    createLogger('info', sink.stream).info(
+      { headers: { authorization: 'Bearer s3cret' }, token: 's3cret', cluster: { kubeconfig: 's3cret' } },
+      'x',
+    );
     expect(sink.text()).not.toContain('s3cret');
     expect(sink.text()).toContain('[redacted]');
   });

@@ -28,7 +28,13 @@ let api: Express;
 
 beforeAll(async () => {
   fleet = await startFleet(inject('temporalAddress'), await bundle());
-  api = createApp({ temporal: fleet.client, inventory: fleet.info, tokens, logger: createLogger('silent'), taskQueue: fleet.taskQueue });
+  api = createApp({
+    temporal: fleet.client,
+    inventory: fleet.info,
+    tokens,
+    logger: createLogger('silent'),
+    taskQueue: fleet.taskQueue,
+  });
 });
 afterAll(async () => {
   await fleet?.stop();
@@ -40,7 +46,13 @@ const freshNamespace = () => `api-${Date.now().toString(36)}-${seq++}`;
 function deployBody(namespace: string, image: string, extra: Record<string, unknown> = {}) {
   return {
     type: 'deploy',
-    app: { name: 'web', namespace, image, replicas: 8, placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] } },
+    app: {
+      name: 'web',
+      namespace,
+      image,
+      replicas: 8,
+      placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] },
+    },
     waves: [['beijing'], ['shenzhen', 'cloud-hk']],
     onFailure: 'pause',
     ...extra,
@@ -56,13 +68,23 @@ const getStatus = async (id: string): Promise<DeliveryStatus> => {
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body as DeliveryStatus;
 };
-const untilPhase = (id: string, phases: string[]) => eventually(() => getStatus(id), (s) => phases.includes(s.phase));
+const untilPhase = (id: string, phases: string[]) =>
+  eventually(
+    () => getStatus(id),
+    (s) => phases.includes(s.phase),
+  );
 const act = (id: string, body: object, key?: string) => {
   const r = request(api).post(`/v1/deliveries/${id}/actions`).set('Authorization', SRE);
   return (key ? r.set('Idempotency-Key', key) : r).send(body);
 };
-const imagesIn = (ns: string) => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.image]));
-const replicasIn = (ns: string) => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.replicas]));
+const imagesIn = (ns: string) =>
+  Object.fromEntries(
+    Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.image]),
+  );
+const replicasIn = (ns: string) =>
+  Object.fromEntries(
+    Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.replicas]),
+  );
 const appState = async (ns: string): Promise<AppState> => {
   const res = await request(api).get(`/v1/apps/web?namespace=${ns}`).set('Authorization', VIEWER);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -80,27 +102,57 @@ describe('HTTP API on a real Temporal server', () => {
     expect(res.body.status).toBe(`/v1/deliveries/${id}`);
 
     const done = await untilPhase(id, ['Healthy', 'Degraded', 'NeedsAttention', 'RolledBack', 'Aborted']);
-    expect(done).toMatchObject({ id, phase: 'Healthy', type: 'deploy', app: { name: 'web', namespace: ns }, waves: [['beijing'], ['shenzhen', 'cloud-hk']] });
+    expect(done).toMatchObject({
+      id,
+      phase: 'Healthy',
+      type: 'deploy',
+      app: { name: 'web', namespace: ns },
+      waves: [['beijing'], ['shenzhen', 'cloud-hk']],
+    });
     // What a user checks: every cluster runs the image, with the replicas divided by capacity (2:1:1 of 8).
-    expect(imagesIn(ns)).toEqual({ beijing: 'central:5000/demo/web:v1', shenzhen: 'central:5000/demo/web:v1', 'cloud-hk': 'central:5000/demo/web:v1' });
+    expect(imagesIn(ns)).toEqual({
+      beijing: 'central:5000/demo/web:v1',
+      shenzhen: 'central:5000/demo/web:v1',
+      'cloud-hk': 'central:5000/demo/web:v1',
+    });
     expect(replicasIn(ns)).toEqual({ beijing: 4, shenzhen: 2, 'cloud-hk': 2 });
 
-    const app = await eventually(() => appState(ns), (s) => s.activeDelivery === undefined && s.spec !== undefined);
+    const app = await eventually(
+      () => appState(ns),
+      (s) => s.activeDelivery === undefined && s.spec !== undefined,
+    );
     expect(app.spec?.image).toBe('central:5000/demo/web:v1');
     expect(Object.keys(app.clusters).sort()).toEqual(['beijing', 'cloud-hk', 'shenzhen']);
     expect(app.deliveries.map((d) => [d.id, d.phase])).toEqual([[id, 'Healthy']]);
 
     // Visibility is eventually consistent: the search attributes catch up with the workflow.
     const listed = await eventually(
-      async () => (await request(api).get(`/v1/deliveries?app=${ns}/web&phase=Healthy`).set('Authorization', VIEWER)).body as { items: { id: string; phase: string; app: string; type: string; requestedBy?: string }[] },
+      async () =>
+        (await request(api).get(`/v1/deliveries?app=${ns}/web&phase=Healthy`).set('Authorization', VIEWER))
+          .body as {
+          items: { id: string; phase: string; app: string; type: string; requestedBy?: string }[];
+        },
       (b) => b.items.length === 1,
     );
-    expect(listed.items[0]).toMatchObject({ id, app: `${ns}/web`, phase: 'Healthy', type: 'deploy', requestedBy: 'gitlab-ci', execution: 'COMPLETED' });
-    const none = await request(api).get(`/v1/deliveries?app=${ns}/web&phase=Degraded`).set('Authorization', VIEWER);
+    expect(listed.items[0]).toMatchObject({
+      id,
+      app: `${ns}/web`,
+      phase: 'Healthy',
+      type: 'deploy',
+      requestedBy: 'gitlab-ci',
+      execution: 'COMPLETED',
+    });
+    const none = await request(api)
+      .get(`/v1/deliveries?app=${ns}/web&phase=Degraded`)
+      .set('Authorization', VIEWER);
     expect(none.body.items).toEqual([]);
 
-    expect((await request(api).get('/v1/deliveries/delivery-does-not-exist').set('Authorization', VIEWER)).status).toBe(404);
-    expect((await request(api).get(`/v1/apps/web?namespace=${ns}-nope`).set('Authorization', VIEWER)).status).toBe(404);
+    expect(
+      (await request(api).get('/v1/deliveries/delivery-does-not-exist').set('Authorization', VIEWER)).status,
+    ).toBe(404);
+    expect(
+      (await request(api).get(`/v1/apps/web?namespace=${ns}-nope`).set('Authorization', VIEWER)).status,
+    ).toBe(404);
     expect((await request(api).get('/readyz')).status).toBe(200);
   });
 
@@ -115,7 +167,10 @@ describe('HTTP API on a real Temporal server', () => {
 
     const second = await post(deployBody(ns, `central:5000/demo/web:${ns}-v2`));
     expect(second.status).toBe(409);
-    expect(second.body).toMatchObject({ error: 'DeliveryInProgress', details: { activeDelivery: id, status: `/v1/deliveries/${id}` } });
+    expect(second.body).toMatchObject({
+      error: 'DeliveryInProgress',
+      details: { activeDelivery: id, status: `/v1/deliveries/${id}` },
+    });
     expect(second.body.message).toContain(id);
     expect(fleet.clusters.beijing!.calls.filter((c) => c.image?.endsWith(`${ns}-v2`))).toEqual([]); // nothing of it reached a cluster
 
@@ -140,7 +195,10 @@ describe('HTTP API on a real Temporal server', () => {
     const later = await post(deployBody(ns, v1), CI, 'build-1');
     expect(later.status).toBe(200);
     expect(later.body.id).toBe(id);
-    const app = await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    const app = await eventually(
+      () => appState(ns),
+      (s) => s.activeDelivery === undefined,
+    );
     expect(app.deliveries.map((d) => d.id)).toEqual([id]);
   });
 
@@ -163,7 +221,14 @@ describe('HTTP API on a real Temporal server', () => {
     expect(skipped.status, JSON.stringify(skipped.body)).toBe(200);
     expect((skipped.body as DeliveryStatus).clusters['cloud-hk']!.phase).toBe('Skipped');
     const done = await untilPhase(id, ['Healthy']);
-    expect(done.audit).toEqual([expect.objectContaining({ who: 'alice', action: 'skip', cluster: 'cloud-hk', comment: 'hk is being drained' })]);
+    expect(done.audit).toEqual([
+      expect.objectContaining({
+        who: 'alice',
+        action: 'skip',
+        cluster: 'cloud-hk',
+        comment: 'hk is being drained',
+      }),
+    ]);
     expect(imagesIn(ns)).toEqual({ beijing: v1, shenzhen: v1, 'cloud-hk': v1 }); // skipped: left as it was (the failed rollout)
 
     const finished = await act(id, { action: 'retry' });
@@ -179,14 +244,33 @@ describe('HTTP API on a real Temporal server', () => {
     const v2 = `central:5000/demo/web:${ns}-v2`;
     const d1 = (await post(deployBody(ns, v1))).body.id as string;
     await untilPhase(d1, ['Healthy']);
-    await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    await eventually(
+      () => appState(ns),
+      (s) => s.activeDelivery === undefined,
+    );
     const nothingBefore = await act(d1, { action: 'rollback' });
     expect(nothingBefore.status).toBe(409);
     expect(nothingBefore.body.error).toBe('NothingToRollBack');
 
-    const d2 = (await post(deployBody(ns, v2, { app: { name: 'web', namespace: ns, image: v2, replicas: 4, placement: { clusters: ['beijing', 'shenzhen'] } }, waves: undefined }))).body.id as string;
+    const d2 = (
+      await post(
+        deployBody(ns, v2, {
+          app: {
+            name: 'web',
+            namespace: ns,
+            image: v2,
+            replicas: 4,
+            placement: { clusters: ['beijing', 'shenzhen'] },
+          },
+          waves: undefined,
+        }),
+      )
+    ).body.id as string;
     await untilPhase(d2, ['Healthy']);
-    await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    await eventually(
+      () => appState(ns),
+      (s) => s.activeDelivery === undefined,
+    );
     expect(imagesIn(ns)).toEqual({ beijing: v2, shenzhen: v2, 'cloud-hk': v1 });
 
     const rb = await act(d2, { action: 'rollback', comment: 'v2 leaks memory' }, 'rb-1');
@@ -205,7 +289,10 @@ describe('HTTP API on a real Temporal server', () => {
     expect(imagesIn(ns)).toEqual({ beijing: v1, shenzhen: v1, 'cloud-hk': v1 });
     expect(replicasIn(ns)).toEqual({ beijing: 4, shenzhen: 2, 'cloud-hk': 2 });
 
-    const app = await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    const app = await eventually(
+      () => appState(ns),
+      (s) => s.activeDelivery === undefined,
+    );
     expect(app.spec?.image).toBe(v1);
     expect(app.deliveries.map((d) => d.id)).toEqual([restoreId, d2, d1]);
     // d1 is older than what now runs: rolling it back would undo later deliveries.
