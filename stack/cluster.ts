@@ -176,7 +176,9 @@ export async function clusterDown(cfg: StackConfig, c: FleetCluster): Promise<vo
 
 /** Fault: the apiserver stops answering (connection refused); everything else keeps running. */
 export async function clusterFaultDown(cfg: StackConfig, c: FleetCluster): Promise<void> {
-  await stopProcess(cfg.dataDir, cfg.portBase, clusterPart(c.name, 'apiserver'));
+  // It stops listening at once on SIGTERM but then waits ~60 s for the watches of the
+  // components still running to drain: after a short grace, a SIGKILL (a crash) is as good.
+  await stopProcess(cfg.dataDir, cfg.portBase, clusterPart(c.name, 'apiserver'), 2_000);
   updateState(cfg.dataDir, cfg.portBase, (s) => {
     s.faults[clusterFault(c.name)] = 'down';
   });

@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isAlive, readState } from './process.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..');
 export const defaultFleetFile = path.join(repoRoot, 'stack', 'fleet.yaml');
@@ -102,11 +103,18 @@ export interface StackOptions {
   fleetFile?: string;
 }
 
-/** Resolves options, then env (FLOTILLA_STACK_DIR, FLOTILLA_PORT_BASE), then defaults. */
+/**
+ * Resolves options, then env (FLOTILLA_STACK_DIR, FLOTILLA_PORT_BASE), then defaults.
+ * The port base of a data dir whose processes run is the one they run on (so
+ * `status`, `fault` and `down` from any shell reach them); of a stopped one, the
+ * env's, else the one last recorded, else 27000.
+ */
 export function resolveConfig(opts: StackOptions = {}): StackConfig {
   const dataDir = path.resolve(opts.dataDir ?? process.env.FLOTILLA_STACK_DIR ?? defaultDataDir);
   const envBase = process.env.FLOTILLA_PORT_BASE ? Number(process.env.FLOTILLA_PORT_BASE) : undefined;
-  const portBase = opts.portBase ?? envBase ?? defaultPortBase;
+  const state = readState(dataDir);
+  const running = state && Object.values(state.processes).some((rec) => isAlive(rec)) ? state.portBase : undefined;
+  const portBase = opts.portBase ?? running ?? envBase ?? state?.portBase ?? defaultPortBase;
   if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65000) throw new Error(`bad port base ${portBase}`);
   const fleetFile = path.resolve(opts.fleetFile ?? defaultFleetFile);
   return { root: repoRoot, dataDir, portBase, fleet: loadFleet(fleetFile), fleetFile, bins: binaryPaths() };

@@ -18,6 +18,7 @@ import { TEMPORAL_PART, temporalDown, temporalHealthy, temporalInfo, temporalUp 
 
 export type { StackInfo, StackClusterInfo, StackRegistryInfo } from './types.ts';
 export type { StackOptions } from './config.ts';
+export type { ProcRecord } from './process.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
 
 export type Log = (line: string) => void;
@@ -26,10 +27,16 @@ const quiet: Log = () => {};
 export function stackInfo(cfg: StackConfig): StackInfo {
   return {
     dataDir: cfg.dataDir,
+    portBase: cfg.portBase,
     temporal: temporalInfo(cfg),
     clusters: cfg.fleet.clusters.map((c): StackClusterInfo => clusterInfo(cfg, c)),
     registries: cfg.fleet.registries.map((r): StackRegistryInfo => registryInfo(cfg, r)),
   };
+}
+
+/** Options that address the stack a StackInfo describes, from any process (tests fault it this way). */
+export function stackOptions(info: StackInfo): StackOptions {
+  return { dataDir: info.dataDir, ...(info.portBase ? { portBase: info.portBase } : {}) };
 }
 
 function checkPortBase(cfg: StackConfig): void {

@@ -22,6 +22,8 @@ export interface StackRegistryInfo {
 }
 export interface StackInfo {
   dataDir: string;
+  /** Every port derives from it (stack/config.ts); pass it with dataDir to act on this stack from another process. */
+  portBase?: number;
   temporal: { address: string; namespace: string; uiUrl: string };
   clusters: StackClusterInfo[];
   registries: StackRegistryInfo[];
