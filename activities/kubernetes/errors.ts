@@ -4,7 +4,7 @@
  * `nonRetryable` is set where retrying cannot help.
  *
  *   connection refused/reset/timeout, DNS, TLS, 408, 429, 5xx  -> ClusterUnreachable (retryable)
- *   400, 422                                                   -> InvalidManifest   (non-retryable)
+ *   400, 422; 500 of server-side apply that cannot decode it   -> InvalidManifest   (non-retryable)
  *   401, 403                                                   -> Forbidden         (non-retryable)
  *   403 because the namespace is terminating                   -> Conflict          (retryable)
  *   404, 410 on a read                                         -> NotFound          (non-retryable)
@@ -52,6 +52,8 @@ const connectionCodes = new Set([
 ]);
 
 const tlsCode = /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET|VERIFY)_)/;
+
+const ssaConversionError = /failed to convert new object|unable to convert unstructured object|failed to create typed (patch|live) object/;
 
 interface ErrorLike {
   name?: string;
@@ -140,6 +142,11 @@ export function toFailure(err: unknown, cluster: string, operation: string): Err
     }
     if (code === 404 || code === 410) return failure(FailureType.NotFound, true, msg('not found'), details);
     if (code === 409) return failure(FailureType.Conflict, false, msg('conflict'), details);
+    // Server-side apply answers 500 when it cannot convert the applied object (a bad quantity, a wrong
+    // type): nothing a retry can fix (kubernetes/kubernetes#118476).
+    if (code === 500 && ssaConversionError.test(what ?? '')) {
+      return failure(FailureType.InvalidManifest, true, msg('the apiserver cannot decode the object'), details);
+    }
     if (code === 408 || code === 429 || code >= 500) return failure(FailureType.ClusterUnreachable, false, msg('the apiserver could not serve the request'), details);
     return failure(FailureType.InvalidManifest, true, msg('unexpected answer'), details);
   }

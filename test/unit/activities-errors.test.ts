@@ -96,6 +96,18 @@ describe('API errors from a Kubernetes-like server', () => {
     if (row.causes) expect((f.details?.[0] as { causes: string[] }).causes[0]).toContain((row.causes[0] as { message: string }).message);
   });
 
+  it('a 500 of server-side apply that cannot decode the object (a bad quantity) is InvalidManifest, as the apiserver answers it', async () => {
+    answer = {
+      code: 500,
+      reason: 'InternalError',
+      message:
+        "failed to convert new object (shop/web; apps/v1, Kind=Deployment) to proper version: unable to convert unstructured object to apps/v1, Kind=Deployment: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+    };
+    const f = await failureOf(clientsFor(url));
+    expect(f).toMatchObject({ type: FailureType.InvalidManifest, nonRetryable: true });
+    expect(f.message).toContain('quantities must match');
+  });
+
   it('takes an ApiException whose body is already an object, or plain text', () => {
     const obj = toFailure(new ApiException(422, 'x', { message: 'spec.replicas: must be >= 0', reason: 'Invalid' }, {}), 'shenzhen', 'apply Deployment a/b');
     expect(obj).toMatchObject({ type: FailureType.InvalidManifest, nonRetryable: true });
