@@ -128,7 +128,7 @@ function toHttpError(err: unknown): HttpError | undefined {
     return new HttpError(err.status, 'BadRequestBody', err.message);
   }
   if (isTemporalUnavailable(err))
-    return new HttpError(503, 'TemporalUnavailable', 'Temporal did not answer in time; try again', {
+    return new HttpError(503, 'TemporalUnavailable', 'Temporal (or the worker that answers queries and updates) did not answer in time; try again', {
       headers: { 'Retry-After': '5' },
     });
   return undefined;

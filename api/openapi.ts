@@ -102,7 +102,7 @@ export function openApiDocument(): Json {
         },
         get: {
           operationId: 'listDeliveries',
-          summary: 'List deliveries, newest first (any role)',
+          summary: 'List deliveries from Temporal visibility, optionally by application and phase (any role)',
           parameters: queryParams(ListQuerySchema, {
             app: '"<namespace>/<name>" or "<name>" (namespace default)',
             phase: 'Only deliveries in this phase',
