@@ -58,14 +58,12 @@ export function createApp(deps: AppDeps): Express {
       const reason = isTemporalUnavailable(e) ? 'Temporal did not answer in time' : (e as Error).message;
       const l = locals(res);
       l.log.warn({ reason }, 'not ready');
-      res
-        .status(503)
-        .json({
-          error: 'NotReady',
-          message: `Temporal is not reachable: ${reason}`,
-          details: [],
-          requestId: l.requestId,
-        });
+      res.status(503).json({
+        error: 'NotReady',
+        message: `Temporal is not reachable: ${reason}`,
+        details: [],
+        requestId: l.requestId,
+      });
     }
   });
   app.get('/openapi.json', (_req, res) => {

@@ -128,9 +128,14 @@ function toHttpError(err: unknown): HttpError | undefined {
     return new HttpError(err.status, 'BadRequestBody', err.message);
   }
   if (isTemporalUnavailable(err))
-    return new HttpError(503, 'TemporalUnavailable', 'Temporal (or the worker that answers queries and updates) did not answer in time; try again', {
-      headers: { 'Retry-After': '5' },
-    });
+    return new HttpError(
+      503,
+      'TemporalUnavailable',
+      'Temporal (or the worker that answers queries and updates) did not answer in time; try again',
+      {
+        headers: { 'Retry-After': '5' },
+      },
+    );
   return undefined;
 }
 
