@@ -7,7 +7,8 @@
  *   FLOTILLA_TEMPORAL_ADDRESS    host:port of the Temporal frontend      (default 127.0.0.1:7233)
  *   FLOTILLA_TEMPORAL_NAMESPACE  Temporal namespace                       (default "default")
  *   FLOTILLA_INVENTORY           path of the inventory (YAML or JSON)     (required)
- *   FLOTILLA_CLUSTERS            comma list: serve only these clusters' queues (agent mode); default all
+ *   FLOTILLA_CLUSTERS            comma list: serve only these clusters' queues (agent mode); default all;
+ *                                empty: none (a hub-only worker, with FLOTILLA_HUB=true)
  *   FLOTILLA_HUB                 true/false: run the workflows and hub activities on the hub queue;
  *                                default true unless FLOTILLA_CLUSTERS is set
  *   FLOTILLA_LOG_LEVEL           trace|debug|info|warn|error|fatal|silent (default info)
@@ -18,23 +19,17 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { dnsLabel } from '../model/names.ts';
 
-const bool = z.union([
-  z.boolean(),
-  z
-    .string()
-    .trim()
-    .toLowerCase()
-    .refine((s) => ['true', 'false', '1', '0', 'yes', 'no'].includes(s), 'must be true or false')
-    .transform((s) => ['true', '1', 'yes'].includes(s)),
-]);
+const truthy: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
+const bool = z.preprocess(
+  (v) => (typeof v === 'string' ? (truthy[v.trim().toLowerCase()] ?? v) : v),
+  z.boolean({ error: 'must be true or false' }),
+);
 
-const clusterList = z.union([
-  z.array(dnsLabel).min(1),
-  z
-    .string()
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
-    .pipe(z.array(dnsLabel).min(1, 'must name at least one cluster')),
-]);
+/** A comma list in the environment, a list in the file. Empty: no cluster queue (a hub-only worker). */
+const clusterList = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v),
+  z.array(dnsLabel, { error: 'must be a comma-separated list of cluster names' }),
+);
 
 export const WorkerConfigSchema = z
   .object({
@@ -51,11 +46,14 @@ export const WorkerConfigSchema = z
     /** Whether this worker runs the workflows and hub activities (HUB_TASK_QUEUE). */
     hub: bool.optional(),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    shutdownGraceMs: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+    shutdownGraceMs: z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(3_600_000).default(10_000),
   })
   .strict()
   .transform((c) => ({ ...c, hub: c.hub ?? c.clusters === undefined }))
-  .refine((c) => c.hub || c.clusters !== undefined, { message: 'nothing to serve: FLOTILLA_HUB is false and FLOTILLA_CLUSTERS is empty', path: ['hub'] });
+  .refine((c) => c.hub || c.clusters === undefined || c.clusters.length > 0, {
+    message: 'nothing to serve: FLOTILLA_HUB is false and FLOTILLA_CLUSTERS names no cluster',
+    path: ['hub'],
+  });
 
 export type WorkerConfig = Readonly<z.output<typeof WorkerConfigSchema>>;
 export type WorkerConfigInput = z.input<typeof WorkerConfigSchema>;

@@ -42,9 +42,13 @@ export function createLogger(level: Level | 'silent' = 'info', destination?: Des
 
 const toPino: Record<LogLevel, Level> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
 
+/** SDK warnings that are the design here: activity-only workers on cluster queues poll no workflows. */
+const expected = new Set(['No workflows registered, not polling for workflow tasks']);
+
 /** The Temporal SDK's Logger on top of pino (for Runtime.install and bundleWorkflowCode). */
 export function temporalLogger(log: Logger): TemporalLogger {
-  const at = (level: LogLevel) => (message: string, meta?: LogMetadata) => log[toPino[level]]({ ...(meta ?? {}) }, message);
+  const at = (level: LogLevel) => (message: string, meta?: LogMetadata) =>
+    log[expected.has(message) ? 'debug' : toPino[level]]({ ...(meta ?? {}) }, message);
   return {
     log: (level, message, meta) => at(level)(message, meta),
     trace: at('TRACE'),

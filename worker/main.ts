@@ -66,8 +66,9 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
   // Clients first: a bad kubeconfig stops the worker before it takes any task.
   const clients = new Map(clusters.map((c) => [c.name, opts.clients?.[c.name] ?? createClusterClients(c)]));
 
+  // Bundled once, shared by every worker that runs workflows (the webpack report is only worth a warning).
   const workflowBundle = config.hub
-    ? (opts.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: temporalLogger(log.child({ component: 'bundler' })) })))
+    ? (opts.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: temporalLogger(log.child({ component: 'bundler' }, { level: 'warn' })) })))
     : undefined;
 
   const connection = await NativeConnection.connect({ address: config.temporal.address });
