@@ -13,10 +13,18 @@ import path from 'node:path';
 import type { FleetCluster, StackConfig } from './config.ts';
 import { ports } from './config.ts';
 import type { ClusterFiles } from './kube.ts';
-import { apiserverReady, clusterFiles, ensureCredentials, ensureNodes, kubeTarget, readyNodes, writeKubeconfig } from './kube.ts';
+import {
+  apiserverReady,
+  clusterFiles,
+  ensureCredentials,
+  ensureNodes,
+  kubeTarget,
+  readyNodes,
+  writeKubeconfig,
+} from './kube.ts';
 import { assertPortFree, httpRequest } from './net.ts';
 import type { ProcRecord, StartSpec } from './process.ts';
-import { isAlive, readState, rssBytes, startProcess, stopProcess, updateState, waitFor } from './process.ts';
+import { isAlive, memoryOf, readState, startProcess, stopProcess, updateState, waitFor } from './process.ts';
 
 export const COMPONENTS = ['etcd', 'apiserver', 'controller-manager', 'scheduler', 'kwok'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -64,14 +72,24 @@ export function clusterInfo(cfg: StackConfig, c: FleetCluster) {
 }
 
 async function etcdHealthy(port: number): Promise<boolean> {
-  const res = await httpRequest(`http://127.0.0.1:${port}/health`, { timeoutMs: 2000 }).catch(() => undefined);
+  const res = await httpRequest(`http://127.0.0.1:${port}/health`, { timeoutMs: 2000 }).catch(
+    () => undefined,
+  );
   return res?.status === 200 && res.body.includes('"health":"true"');
 }
 
-function spec(x: Ctx, component: Component): StartSpec & { ports: number[]; health: () => Promise<boolean>; timeoutMs: number } {
+function spec(
+  x: Ctx,
+  component: Component,
+): StartSpec & { ports: number[]; health: () => Promise<boolean>; timeoutMs: number } {
   const { cfg, files, p } = x;
   const name = clusterPart(x.c.name, component);
-  const kube = (sub: string, args: string[]) => ({ name, command: cfg.bins.kube, args: [sub, ...args], cwd: files.dir });
+  const kube = (sub: string, args: string[]) => ({
+    name,
+    command: cfg.bins.kube,
+    args: [sub, ...args],
+    cwd: files.dir,
+  });
   const alive = async () => true; // no health endpoint (secure port off): being alive after start is the check
   switch (component) {
     case 'etcd': {
@@ -139,7 +157,11 @@ async function ensureComponent(x: Ctx, component: Component): Promise<{ rec: Pro
   return { rec, started: true };
 }
 
-export async function clusterUp(cfg: StackConfig, c: FleetCluster, log: (line: string) => void): Promise<void> {
+export async function clusterUp(
+  cfg: StackConfig,
+  c: FleetCluster,
+  log: (line: string) => void,
+): Promise<void> {
   const x = ctxOf(cfg, c);
   const t0 = Date.now();
   mkdirSync(x.files.dir, { recursive: true });
@@ -156,7 +178,11 @@ export async function clusterUp(cfg: StackConfig, c: FleetCluster, log: (line: s
   const target = kubeTarget(x.files, x.server);
   await ensureNodes(target, c);
   const recs = await Promise.all((['controller-manager', 'scheduler', 'kwok'] as const).map(ensure));
-  await waitFor(`${c.name}: ${c.nodes} nodes Ready`, async () => (await readyNodes(target)).length === c.nodes, { timeoutMs: 60_000 });
+  await waitFor(
+    `${c.name}: ${c.nodes} nodes Ready`,
+    async () => (await readyNodes(target)).length === c.nodes,
+    { timeoutMs: 60_000 },
+  );
   const dead = recs.find((r) => !isAlive(r));
   if (dead) throw new Error(`${c.name}: ${dead.command.slice(0, 2).join(' ')} exited; see ${dead.log}`);
   updateState(cfg.dataDir, cfg.portBase, (s) => {
@@ -168,7 +194,8 @@ export async function clusterUp(cfg: StackConfig, c: FleetCluster, log: (line: s
 
 /** Stops every component: node agents first, then the apiserver, etcd last. */
 export async function clusterDown(cfg: StackConfig, c: FleetCluster): Promise<void> {
-  const stop = (component: Component) => stopProcess(cfg.dataDir, cfg.portBase, clusterPart(c.name, component));
+  const stop = (component: Component) =>
+    stopProcess(cfg.dataDir, cfg.portBase, clusterPart(c.name, component));
   await Promise.all([stop('kwok'), stop('scheduler'), stop('controller-manager')]);
   await stop('apiserver');
   await stop('etcd');
@@ -185,7 +212,11 @@ export async function clusterFaultDown(cfg: StackConfig, c: FleetCluster): Promi
 }
 
 /** Ends the fault: brings back whatever is not running (normally only the apiserver) and waits for health. */
-export function clusterFaultUp(cfg: StackConfig, c: FleetCluster, log: (line: string) => void): Promise<void> {
+export function clusterFaultUp(
+  cfg: StackConfig,
+  c: FleetCluster,
+  log: (line: string) => void,
+): Promise<void> {
   return clusterUp(cfg, c, log);
 }
 
@@ -194,10 +225,16 @@ export interface ComponentStatus {
   pid?: number;
   alive: boolean;
   healthy: boolean;
+  /** Resident memory (VmRSS); counts pages shared with other processes in each of them. */
   rssBytes: number;
+  /** Proportional set size: shared pages split among the processes sharing them. */
+  pssBytes: number;
 }
 
-export async function clusterStatus(cfg: StackConfig, c: FleetCluster): Promise<{ healthy: boolean; fault?: string; components: ComponentStatus[]; readyNodes: number }> {
+export async function clusterStatus(
+  cfg: StackConfig,
+  c: FleetCluster,
+): Promise<{ healthy: boolean; fault?: string; components: ComponentStatus[]; readyNodes: number }> {
   const x = ctxOf(cfg, c);
   const state = readState(cfg.dataDir);
   const components = await Promise.all(
@@ -206,11 +243,22 @@ export async function clusterStatus(cfg: StackConfig, c: FleetCluster): Promise<
       const rec = state?.processes[s.name];
       const alive = isAlive(rec);
       const healthy = alive && (await s.health().catch(() => false));
-      return { part: s.name, ...(rec && alive ? { pid: rec.pid } : {}), alive, healthy, rssBytes: rec && alive ? rssBytes(rec.pid) : 0 };
+      return {
+        part: s.name,
+        ...(rec && alive ? { pid: rec.pid } : {}),
+        alive,
+        healthy,
+        ...memoryOf(rec),
+      };
     }),
   );
   const apiUp = components.find((s) => s.part.endsWith('/apiserver'))?.healthy;
   const nodes = apiUp ? (await readyNodes(kubeTarget(x.files, x.server)).catch(() => [])).length : 0;
   const fault = state?.faults[clusterFault(c.name)];
-  return { healthy: components.every((s) => s.healthy) && nodes === c.nodes, ...(fault ? { fault } : {}), components, readyNodes: nodes };
+  return {
+    healthy: components.every((s) => s.healthy) && nodes === c.nodes,
+    ...(fault ? { fault } : {}),
+    components,
+    readyNodes: nodes,
+  };
 }

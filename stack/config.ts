@@ -20,7 +20,9 @@ export const defaultFleetFile = path.join(repoRoot, 'stack', 'fleet.yaml');
 export const defaultDataDir = path.join(repoRoot, '.flotilla', 'stack');
 export const defaultPortBase = 27000;
 
-const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a DNS label (lowercase letters, digits, -)');
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a DNS label (lowercase letters, digits, -)');
 
 const FleetClusterSchema = z.object({
   name: dnsLabel,
@@ -41,7 +43,12 @@ const ImagesSchema = z.object({
   tags: z.array(z.string().min(1)).min(1),
   multiArchTag: z.string().min(1).optional(),
   layers: z.number().int().min(1).max(20).default(3),
-  layerSizeKiB: z.number().int().min(1).max(512 * 1024).default(64),
+  layerSizeKiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(512 * 1024)
+    .default(64),
 });
 
 export const FleetSchema = z
@@ -54,17 +61,27 @@ export const FleetSchema = z
     const unique = (kind: 'clusters' | 'registries') => {
       const seen = new Set<string>();
       fleet[kind].forEach((x, i) => {
-        if (seen.has(x.name)) ctx.addIssue({ code: 'custom', path: [kind, i, 'name'], message: `duplicate name "${x.name}"` });
+        if (seen.has(x.name))
+          ctx.addIssue({ code: 'custom', path: [kind, i, 'name'], message: `duplicate name "${x.name}"` });
         seen.add(x.name);
       });
       return seen;
     };
     unique('clusters');
     const registries = unique('registries');
-    if (!registries.has('central')) ctx.addIssue({ code: 'custom', path: ['registries'], message: 'a registry named "central" is required' });
+    if (!registries.has('central'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['registries'],
+        message: 'a registry named "central" is required',
+      });
     fleet.clusters.forEach((c, i) => {
       if (c.mirror && !registries.has(c.mirror)) {
-        ctx.addIssue({ code: 'custom', path: ['clusters', i, 'mirror'], message: `no registry named "${c.mirror}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', i, 'mirror'],
+          message: `no registry named "${c.mirror}"`,
+        });
       }
     });
   });
@@ -76,7 +93,9 @@ export type ImagesConfig = Fleet['images'];
 export function loadFleet(file: string = defaultFleetFile): Fleet {
   const parsed = FleetSchema.safeParse(parseYaml(readFileSync(file, 'utf8')));
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+    const issues = parsed.error.issues
+      .map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('\n');
     throw new Error(`invalid fleet file ${file}:\n${issues}`);
   }
   return parsed.data;
@@ -113,16 +132,20 @@ export function resolveConfig(opts: StackOptions = {}): StackConfig {
   const dataDir = path.resolve(opts.dataDir ?? process.env.FLOTILLA_STACK_DIR ?? defaultDataDir);
   const envBase = process.env.FLOTILLA_PORT_BASE ? Number(process.env.FLOTILLA_PORT_BASE) : undefined;
   const state = readState(dataDir);
-  const running = state && Object.values(state.processes).some((rec) => isAlive(rec)) ? state.portBase : undefined;
+  const running =
+    state && Object.values(state.processes).some((rec) => isAlive(rec)) ? state.portBase : undefined;
   const portBase = opts.portBase ?? running ?? envBase ?? state?.portBase ?? defaultPortBase;
-  if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65000) throw new Error(`bad port base ${portBase}`);
+  if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65000)
+    throw new Error(`bad port base ${portBase}`);
   const fleetFile = path.resolve(opts.fleetFile ?? defaultFleetFile);
   return { root: repoRoot, dataDir, portBase, fleet: loadFleet(fleetFile), fleetFile, bins: binaryPaths() };
 }
 
 /** Where `up` writes the StackInfo: `.flotilla/stack.json` for the default data dir, else inside the data dir. */
 export function stackInfoFile(dataDir: string): string {
-  return path.resolve(dataDir) === defaultDataDir ? path.join(repoRoot, '.flotilla', 'stack.json') : path.join(dataDir, 'stack.json');
+  return path.resolve(dataDir) === defaultDataDir
+    ? path.join(repoRoot, '.flotilla', 'stack.json')
+    : path.join(dataDir, 'stack.json');
 }
 
 export const ports = {
@@ -140,7 +163,11 @@ export function binaryPaths(): Binaries {
   if (cachedBins) return cachedBins;
   let { TEMPORAL_BIN: temporal, KUBE_BIN: kube, KWOK_BIN: kwok } = process.env;
   if (!temporal || !kube || !kwok) {
-    const out = execFileSync('bash', ['-c', 'source scripts/env.sh && printf "%s\\n" "$TEMPORAL_BIN" "$KUBE_BIN" "$KWOK_BIN"'], { cwd: repoRoot, encoding: 'utf8' });
+    const out = execFileSync(
+      'bash',
+      ['-c', 'source scripts/env.sh && printf "%s\\n" "$TEMPORAL_BIN" "$KUBE_BIN" "$KWOK_BIN"'],
+      { cwd: repoRoot, encoding: 'utf8' },
+    );
     [temporal, kube, kwok] = out.trim().split('\n');
   }
   cachedBins = { temporal: temporal!, kube: kube!, kwok: kwok! };
@@ -152,7 +179,10 @@ export function ensureBinaries(bins: Binaries, log: (line: string) => void): voi
   const missing = Object.entries(bins).filter(([, p]) => !existsSync(p));
   if (missing.length === 0) return;
   log(`binaries missing (${missing.map(([n]) => n).join(', ')}): running scripts/build-binaries.sh`);
-  execFileSync('bash', ['scripts/build-binaries.sh'], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('bash', ['scripts/build-binaries.sh'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const still = Object.entries(bins).filter(([, p]) => !existsSync(p));
   if (still.length) throw new Error(`still missing after build: ${still.map(([, p]) => p).join(', ')}`);
 }

@@ -94,7 +94,10 @@ class Layout {
   }
   finish(): void {
     writeFileSync(path.join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    writeFileSync(path.join(this.dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: this.refs }, null, 2));
+    writeFileSync(
+      path.join(this.dir, 'index.json'),
+      JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: this.refs }, null, 2),
+    );
   }
 }
 
@@ -103,9 +106,13 @@ function buildManifest(layout: Layout, cfg: ImagesConfig, tag: string, arch: Arc
   const diffIds: string[] = [];
   const layerBytes = cfg.layerSizeKiB * 1024;
   for (let i = 0; i < cfg.layers; i++) {
-    const seed = i === 0 ? `${cfg.repository}:base:${arch}:${layerBytes}` : `${cfg.repository}:${tag}:${i}:${arch}:${layerBytes}`;
+    const seed =
+      i === 0
+        ? `${cfg.repository}:base:${arch}:${layerBytes}`
+        : `${cfg.repository}:${tag}:${i}:${arch}:${layerBytes}`;
     const files = [{ name: `app/layer-${i}.bin`, data: seededBytes(seed, layerBytes) }];
-    if (i === cfg.layers - 1) files.push({ name: 'app/VERSION', data: Buffer.from(`${cfg.repository} ${tag} ${arch}\n`) });
+    if (i === cfg.layers - 1)
+      files.push({ name: 'app/VERSION', data: Buffer.from(`${cfg.repository} ${tag} ${arch}\n`) });
     const tar = tarFiles(files);
     diffIds.push(`sha256:${sha256(tar)}`);
     // Level 0 (stored blocks): random bytes do not compress, and stored output does not depend on the zlib version.
@@ -122,7 +129,10 @@ function buildManifest(layout: Layout, cfg: ImagesConfig, tag: string, arch: Arc
       Labels: { 'org.opencontainers.image.title': cfg.repository, 'org.opencontainers.image.version': tag },
     },
     rootfs: { type: 'layers', diff_ids: diffIds },
-    history: diffIds.map((_, i) => ({ created: '2026-01-01T00:00:00Z', created_by: `flotilla stack: layer ${i}` })),
+    history: diffIds.map((_, i) => ({
+      created: '2026-01-01T00:00:00Z',
+      created_by: `flotilla stack: layer ${i}`,
+    })),
   };
   const configDesc = layout.blob(JSON.stringify(config), MT.config);
   const manifest = { schemaVersion: 2, mediaType: MT.manifest, config: configDesc, layers };
@@ -140,10 +150,17 @@ export function buildDemoImages(layoutDir: string, cfg: ImagesConfig): BuiltImag
   }
   if (cfg.multiArchTag) {
     const tag = cfg.multiArchTag;
-    const manifests = (Object.keys(PLATFORMS) as Arch[]).map((arch) => ({ ...buildManifest(layout, cfg, tag, arch), platform: { ...PLATFORMS[arch] } }));
+    const manifests = (Object.keys(PLATFORMS) as Arch[]).map((arch) => ({
+      ...buildManifest(layout, cfg, tag, arch),
+      platform: { ...PLATFORMS[arch] },
+    }));
     const d = layout.blob(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests }), MT.index);
     layout.refs.push({ ...d, annotations: { 'org.opencontainers.image.ref.name': tag } });
-    const platforms = manifests.map((m) => [m.platform.os, m.platform.architecture, 'variant' in m.platform ? m.platform.variant : undefined].filter(Boolean).join('/'));
+    const platforms = manifests.map((m) =>
+      [m.platform.os, m.platform.architecture, 'variant' in m.platform ? m.platform.variant : undefined]
+        .filter(Boolean)
+        .join('/'),
+    );
     built.push({ tag, digest: d.digest, mediaType: d.mediaType, platforms });
   }
   layout.finish();

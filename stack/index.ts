@@ -10,10 +10,24 @@ import type { StackClusterInfo, StackInfo, StackRegistryInfo } from './types.ts'
 import type { StackConfig, StackOptions } from './config.ts';
 import { ensureBinaries, resolveConfig, stackInfoFile } from './config.ts';
 import type { ComponentStatus } from './cluster.ts';
-import { clusterDown, clusterFaultDown, clusterFaultUp, clusterInfo, clusterStatus, clusterUp } from './cluster.ts';
+import {
+  clusterDown,
+  clusterFaultDown,
+  clusterFaultUp,
+  clusterInfo,
+  clusterStatus,
+  clusterUp,
+} from './cluster.ts';
 import type { ProcRecord } from './process.ts';
-import { isAlive, readState, rssBytes, stopProcess, updateState } from './process.ts';
-import { pushDemoImages, registryDown, registryHealthy, registryInfo, registryPart, registryUp } from './registry.ts';
+import { isAlive, memoryOf, readState, stopProcess, updateState, withLock } from './process.ts';
+import {
+  pushDemoImages,
+  registryDown,
+  registryHealthy,
+  registryInfo,
+  registryPart,
+  registryUp,
+} from './registry.ts';
 import { TEMPORAL_PART, temporalDown, temporalHealthy, temporalInfo, temporalUp } from './temporal.ts';
 
 export type { StackInfo, StackClusterInfo, StackRegistryInfo } from './types.ts';
@@ -44,7 +58,9 @@ function checkPortBase(cfg: StackConfig): void {
   if (!state || state.portBase === cfg.portBase) return;
   const live = Object.entries(state.processes).filter(([, rec]) => isAlive(rec));
   if (live.length) {
-    throw new Error(`${cfg.dataDir} runs on port base ${state.portBase} (${live.map(([n]) => n).join(', ')}); asked for ${cfg.portBase}: run \`down\` first or use the same FLOTILLA_PORT_BASE`);
+    throw new Error(
+      `${cfg.dataDir} runs on port base ${state.portBase} (${live.map(([n]) => n).join(', ')}); asked for ${cfg.portBase}: run \`down\` first or use the same FLOTILLA_PORT_BASE`,
+    );
   }
   updateState(cfg.dataDir, cfg.portBase, (s) => {
     s.portBase = cfg.portBase;
@@ -53,11 +69,13 @@ function checkPortBase(cfg: StackConfig): void {
 
 /** Brings every part up (parts already healthy are left running) and writes the StackInfo file. */
 export async function up(opts: StackOptions & { log?: Log } = {}): Promise<StackInfo> {
-  const log = opts.log ?? quiet;
-  const t0 = Date.now();
   const cfg = resolveConfig(opts);
+  return withLock(cfg.dataDir, 'up', () => upLocked(cfg, opts.log ?? quiet));
+}
+
+async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
+  const t0 = Date.now();
   ensureBinaries(cfg.bins, log);
-  mkdirSync(cfg.dataDir, { recursive: true });
   checkPortBase(cfg);
   log(`stack: ${cfg.dataDir} (port base ${cfg.portBase}, ${cfg.fleet.clusters.length} clusters)`);
   const central = cfg.fleet.registries.find((r) => r.name === 'central')!;
@@ -65,13 +83,23 @@ export async function up(opts: StackOptions & { log?: Log } = {}): Promise<Stack
     ['temporal', temporalUp(cfg, log)],
     ...cfg.fleet.registries.map((r): [string, Promise<unknown>] => [
       `registry ${r.name}`,
-      registryUp(cfg, r, log).then(() => (r === central ? pushDemoImages(cfg, registryInfo(cfg, r).host, log) : undefined)),
+      registryUp(cfg, r, log).then(() =>
+        r === central ? pushDemoImages(cfg, registryInfo(cfg, r).host, log) : undefined,
+      ),
     ]),
-    ...cfg.fleet.clusters.map((c): [string, Promise<unknown>] => [`cluster ${c.name}`, clusterUp(cfg, c, log)]),
+    ...cfg.fleet.clusters.map((c): [string, Promise<unknown>] => [
+      `cluster ${c.name}`,
+      clusterUp(cfg, c, log),
+    ]),
   ];
   const results = await Promise.allSettled(tasks.map(([, p]) => p));
-  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${tasks[i]![0]}: ${(r.reason as Error)?.message ?? r.reason}`] : []));
-  if (failed.length) throw new Error(`stack up failed (run \`npm run stack -- status\`, logs in ${path.join(cfg.dataDir, 'logs')}):\n${failed.join('\n')}`);
+  const failed = results.flatMap((r, i) =>
+    r.status === 'rejected' ? [`${tasks[i]![0]}: ${(r.reason as Error)?.message ?? r.reason}`] : [],
+  );
+  if (failed.length)
+    throw new Error(
+      `stack up failed (run \`npm run stack -- status\`, logs in ${path.join(cfg.dataDir, 'logs')}):\n${failed.join('\n')}`,
+    );
   const info = stackInfo(cfg);
   const file = stackInfoFile(cfg.dataDir);
   mkdirSync(path.dirname(file), { recursive: true });
@@ -82,8 +110,16 @@ export async function up(opts: StackOptions & { log?: Log } = {}): Promise<Stack
 
 /** Stops every process the stack started (SIGTERM, SIGKILL after a grace). Keeps data unless `purge`. */
 export async function down(opts: StackOptions & { log?: Log; purge?: boolean } = {}): Promise<void> {
-  const log = opts.log ?? quiet;
   const cfg = resolveConfig(opts);
+  await withLock(cfg.dataDir, 'down', () => downLocked(cfg, opts.log ?? quiet));
+  if (opts.purge) {
+    rmSync(cfg.dataDir, { recursive: true, force: true });
+    rmSync(stackInfoFile(cfg.dataDir), { force: true });
+    opts.log?.(`stack: removed ${cfg.dataDir}`);
+  }
+}
+
+async function downLocked(cfg: StackConfig, log: Log): Promise<void> {
   const t0 = Date.now();
   if (readState(cfg.dataDir)) {
     await Promise.all([
@@ -100,11 +136,6 @@ export async function down(opts: StackOptions & { log?: Log; purge?: boolean } =
     log(`stack: stopped in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   } else {
     log('stack: nothing recorded as running');
-  }
-  if (opts.purge) {
-    rmSync(cfg.dataDir, { recursive: true, force: true });
-    rmSync(stackInfoFile(cfg.dataDir), { force: true });
-    log(`stack: removed ${cfg.dataDir}`);
   }
 }
 
@@ -123,6 +154,7 @@ export interface StackStatus {
   healthy: boolean;
   parts: PartStatus[];
   totalRssBytes: number;
+  totalPssBytes: number;
 }
 
 export async function status(opts: StackOptions = {}): Promise<StackStatus> {
@@ -131,41 +163,82 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
   const single = (part: string, healthy: boolean): ComponentStatus => {
     const rec = state?.processes[part];
     const alive = isAlive(rec);
-    return { part, ...(alive ? { pid: rec!.pid } : {}), alive, healthy: healthy && alive, rssBytes: alive ? rssBytes(rec!.pid) : 0 };
+    return {
+      part,
+      ...(alive ? { pid: rec!.pid } : {}),
+      alive,
+      healthy: healthy && alive,
+      ...memoryOf(rec),
+    };
   };
   const temporal = temporalInfo(cfg);
   const parts: PartStatus[] = await Promise.all([
     (async (): Promise<PartStatus> => {
       const healthy = isAlive(state?.processes[TEMPORAL_PART]) && (await temporalHealthy(cfg));
-      return { part: TEMPORAL_PART, healthy, endpoint: `${temporal.address} (UI ${temporal.uiUrl})`, processes: [single(TEMPORAL_PART, healthy)] };
+      return {
+        part: TEMPORAL_PART,
+        healthy,
+        endpoint: `${temporal.address} (UI ${temporal.uiUrl})`,
+        processes: [single(TEMPORAL_PART, healthy)],
+      };
     })(),
     ...cfg.fleet.registries.map(async (r): Promise<PartStatus> => {
       const info = registryInfo(cfg, r);
       const part = registryPart(r.name);
       const healthy = isAlive(state?.processes[part]) && (await registryHealthy(info.host));
       const fault = state?.faults[part];
-      return { part, healthy, ...(fault ? { fault } : {}), endpoint: info.url, processes: [single(part, healthy)] };
+      return {
+        part,
+        healthy,
+        ...(fault ? { fault } : {}),
+        endpoint: info.url,
+        processes: [single(part, healthy)],
+      };
     }),
     ...cfg.fleet.clusters.map(async (c): Promise<PartStatus> => {
       const s = await clusterStatus(cfg, c);
       const detail = `${s.readyNodes}/${c.nodes} nodes ready`;
-      return { part: `cluster/${c.name}`, healthy: s.healthy, ...(s.fault ? { fault: s.fault } : {}), endpoint: clusterInfo(cfg, c).apiserverUrl, detail, processes: s.components };
+      return {
+        part: `cluster/${c.name}`,
+        healthy: s.healthy,
+        ...(s.fault ? { fault: s.fault } : {}),
+        endpoint: clusterInfo(cfg, c).apiserverUrl,
+        detail,
+        processes: s.components,
+      };
     }),
   ]);
-  const totalRssBytes = parts.flatMap((p) => p.processes).reduce((sum, p) => sum + p.rssBytes, 0);
-  return { dataDir: cfg.dataDir, portBase: cfg.portBase, healthy: parts.every((p) => p.healthy), parts, totalRssBytes };
+  const procs = parts.flatMap((p) => p.processes);
+  const totalRssBytes = procs.reduce((sum, p) => sum + p.rssBytes, 0);
+  const totalPssBytes = procs.reduce((sum, p) => sum + p.pssBytes, 0);
+  return {
+    dataDir: cfg.dataDir,
+    portBase: cfg.portBase,
+    healthy: parts.every((p) => p.healthy),
+    parts,
+    totalRssBytes,
+    totalPssBytes,
+  };
 }
 
 export const FAULTS = ['cluster-down', 'cluster-up', 'registry-down', 'registry-up'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 /** Simulated outages: stop/start one cluster's apiserver or one registry; data is kept. */
-export async function fault(kind: Fault, name: string, opts: StackOptions & { log?: Log } = {}): Promise<void> {
-  const log = opts.log ?? quiet;
+export async function fault(
+  kind: Fault,
+  name: string,
+  opts: StackOptions & { log?: Log } = {},
+): Promise<void> {
   const cfg = resolveConfig(opts);
+  await withLock(cfg.dataDir, `fault ${kind} ${name}`, () => faultLocked(cfg, kind, name, opts.log ?? quiet));
+}
+
+async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log): Promise<void> {
   if (kind.startsWith('cluster-')) {
     const c = cfg.fleet.clusters.find((x) => x.name === name);
-    if (!c) throw new Error(`no cluster "${name}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
+    if (!c)
+      throw new Error(`no cluster "${name}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
     if (kind === 'cluster-down') {
       await clusterFaultDown(cfg, c);
       log(`cluster ${name}: apiserver stopped (etcd, controllers and kwok keep running)`);
@@ -175,7 +248,8 @@ export async function fault(kind: Fault, name: string, opts: StackOptions & { lo
     return;
   }
   const r = cfg.fleet.registries.find((x) => x.name === name);
-  if (!r) throw new Error(`no registry "${name}" (have ${cfg.fleet.registries.map((x) => x.name).join(', ')})`);
+  if (!r)
+    throw new Error(`no registry "${name}" (have ${cfg.fleet.registries.map((x) => x.name).join(', ')})`);
   const part = registryPart(name);
   if (kind === 'registry-down') {
     await registryDown(cfg, name);

@@ -47,7 +47,9 @@ export function ensureCredentials(f: ClusterFiles): void {
     writeFileSync(f.saPub, publicKey, { mode: 0o600 });
   }
   if (!existsSync(f.tokenFile)) {
-    writeFileSync(f.tokenFile, `${randomBytes(24).toString('hex')},admin,admin,system:masters\n`, { mode: 0o600 });
+    writeFileSync(f.tokenFile, `${randomBytes(24).toString('hex')},admin,admin,system:masters\n`, {
+      mode: 0o600,
+    });
   }
 }
 
@@ -67,7 +69,9 @@ export function writeKubeconfig(f: ClusterFiles, name: string, server: string): 
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name, cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } }],
+    clusters: [
+      { name, cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } },
+    ],
     users: [{ name: `${name}-admin`, user: { token: adminToken(f) } }],
     contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: 'default' } }],
     'current-context': name,
@@ -85,7 +89,12 @@ export function kubeTarget(f: ClusterFiles, server: string): KubeTarget {
   return { server, token: adminToken(f), ca: servingBundle(f) };
 }
 
-export function kubeRequest(t: KubeTarget, method: string, apiPath: string, body?: unknown): Promise<HttpResult> {
+export function kubeRequest(
+  t: KubeTarget,
+  method: string,
+  apiPath: string,
+  body?: unknown,
+): Promise<HttpResult> {
   return httpRequest(`${t.server}${apiPath}`, {
     method,
     ca: t.ca,
@@ -143,7 +152,8 @@ export async function ensureNodes(t: KubeTarget, c: FleetCluster): Promise<void>
       },
     };
     const res = await kubeRequest(t, 'POST', '/api/v1/nodes', node);
-    if (res.status !== 201 && res.status !== 409) throw new Error(`${c.name}: creating node ${name}: HTTP ${res.status} ${res.body}`);
+    if (res.status !== 201 && res.status !== 409)
+      throw new Error(`${c.name}: creating node ${name}: HTTP ${res.status} ${res.body}`);
   }
 }
 
@@ -151,6 +161,10 @@ export async function ensureNodes(t: KubeTarget, c: FleetCluster): Promise<void>
 export async function readyNodes(t: KubeTarget): Promise<string[]> {
   const res = await kubeRequest(t, 'GET', '/api/v1/nodes?labelSelector=type%3Dkwok');
   if (res.status !== 200) return [];
-  const list = JSON.parse(res.body) as { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] };
-  return list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name);
+  const list = JSON.parse(res.body) as {
+    items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+  };
+  return list.items
+    .filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+    .map((n) => n.metadata.name);
 }

@@ -34,7 +34,13 @@ export function httpRequest(url: string, opts: HttpOptions = {}): Promise<HttpRe
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
         res.on('error', reject);
       },
     );
@@ -61,6 +67,8 @@ export function portOpen(port: number, timeoutMs = 1000): Promise<boolean> {
 /** Refuses to start a part on a port some other process holds. */
 export async function assertPortFree(port: number, part: string): Promise<void> {
   if (await portOpen(port)) {
-    throw new Error(`${part}: port 127.0.0.1:${port} is already in use by a process this stack did not record (another stack? set FLOTILLA_PORT_BASE)`);
+    throw new Error(
+      `${part}: port 127.0.0.1:${port} is already in use by a process this stack did not record (another stack? set FLOTILLA_PORT_BASE)`,
+    );
   }
 }

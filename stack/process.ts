@@ -6,7 +6,17 @@
  * then SIGKILL after a grace period.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 
 export interface ProcRecord {
@@ -64,6 +74,27 @@ export function isAlive(rec: ProcRecord | undefined): boolean {
   }
 }
 
+/**
+ * Proportional set size in bytes (smaps_rollup Pss): resident memory with pages
+ * shared between processes (the one flotilla-kube binary mapped by four
+ * components of every cluster) split among them, so PSS adds up where RSS double-counts.
+ */
+export function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** RSS and PSS of a recorded process, zeros when it is not running. */
+export function memoryOf(rec: ProcRecord | undefined): { rssBytes: number; pssBytes: number } {
+  return rec && isAlive(rec)
+    ? { rssBytes: rssBytes(rec.pid), pssBytes: pssBytes(rec.pid) }
+    : { rssBytes: 0, pssBytes: 0 };
+}
+
 /** Resident memory in bytes (VmRSS), or 0 when the process is gone. */
 export function rssBytes(pid: number): number {
   try {
@@ -102,7 +133,12 @@ export function startProcess(dataDir: string, portBase: number, spec: StartSpec)
     child.on('error', () => {}); // a failed exec shows as a dead pid and in the log
     child.unref();
     if (child.pid === undefined) throw new Error(`could not start ${spec.name} (${spec.command})`);
-    const rec: ProcRecord = { pid: child.pid, command: [spec.command, ...spec.args], log, startedAt: new Date().toISOString() };
+    const rec: ProcRecord = {
+      pid: child.pid,
+      command: [spec.command, ...spec.args],
+      log,
+      startedAt: new Date().toISOString(),
+    };
     updateState(dataDir, portBase, (s) => {
       s.processes[spec.name] = rec;
     });
@@ -127,7 +163,12 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** SIGTERM to the process group, SIGKILL after `graceMs`; forgets the record. */
-export async function stopProcess(dataDir: string, portBase: number, name: string, graceMs = 10_000): Promise<boolean> {
+export async function stopProcess(
+  dataDir: string,
+  portBase: number,
+  name: string,
+  graceMs = 10_000,
+): Promise<boolean> {
   const rec = readState(dataDir)?.processes[name];
   let stopped = false;
   if (rec && isAlive(rec)) {
@@ -159,14 +200,56 @@ export function logTail(log: string, lines = 15): string {
  * Polls `check` until it returns true. Fails early, with the log's tail, when the
  * process we wait for has died.
  */
-export async function waitFor(what: string, check: () => Promise<boolean>, opts: { timeoutMs: number; rec?: ProcRecord; intervalMs?: number }): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  opts: { timeoutMs: number; rec?: ProcRecord; intervalMs?: number },
+): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
-    if (opts.rec && !isAlive(opts.rec)) throw new Error(`${what}: process ${opts.rec.pid} exited; log ${opts.rec.log}:\n${logTail(opts.rec.log)}`);
+    if (opts.rec && !isAlive(opts.rec))
+      throw new Error(
+        `${what}: process ${opts.rec.pid} exited; log ${opts.rec.log}:\n${logTail(opts.rec.log)}`,
+      );
     if (Date.now() > deadline) {
-      throw new Error(`${what}: not healthy after ${opts.timeoutMs / 1000}s${opts.rec ? `; log ${opts.rec.log}:\n${logTail(opts.rec.log)}` : ''}`);
+      throw new Error(
+        `${what}: not healthy after ${opts.timeoutMs / 1000}s${opts.rec ? `; log ${opts.rec.log}:\n${logTail(opts.rec.log)}` : ''}`,
+      );
     }
     await sleep(opts.intervalMs ?? 200);
+  }
+}
+
+/**
+ * Runs `fn` holding `<data>/lock`, so two commands (a test run's setup and a
+ * shell, say) never start or stop the same stack at once. A lock whose holder
+ * died is taken over.
+ */
+export async function withLock<T>(dataDir: string, what: string, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, 'lock');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      writeFileSync(file, `${process.pid} ${what}\n`, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const [pid, ...rest] = (existsSync(file) ? readFileSync(file, 'utf8') : '').trim().split(' ');
+      const holder = Number(pid);
+      if (!holder || !procState(holder) || procState(holder) === 'Z') {
+        rmSync(file, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`${dataDir} is locked by pid ${holder} (${rest.join(' ')})`, { cause: err });
+      await sleep(250);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(file, { force: true });
   }
 }

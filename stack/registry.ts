@@ -40,14 +40,26 @@ function writeConfig(dir: string, host: string): string {
   const config = {
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true } },
-    storage: { filesystem: { rootdirectory: path.join(dir, 'data') }, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' } },
-    http: { addr: host, secret: readFileSync(secretFile, 'utf8').trim(), headers: { 'X-Content-Type-Options': ['nosniff'] } },
+    storage: {
+      filesystem: { rootdirectory: path.join(dir, 'data') },
+      delete: { enabled: true },
+      cache: { blobdescriptor: 'inmemory' },
+    },
+    http: {
+      addr: host,
+      secret: readFileSync(secretFile, 'utf8').trim(),
+      headers: { 'X-Content-Type-Options': ['nosniff'] },
+    },
   };
   writeFileSync(file, toYaml(config));
   return file;
 }
 
-export async function registryUp(cfg: StackConfig, r: FleetRegistry, log: (line: string) => void): Promise<ProcRecord> {
+export async function registryUp(
+  cfg: StackConfig,
+  r: FleetRegistry,
+  log: (line: string) => void,
+): Promise<ProcRecord> {
   const info = registryInfo(cfg, r);
   const part = registryPart(r.name);
   const existing = readState(cfg.dataDir)?.processes[part];
@@ -60,7 +72,12 @@ export async function registryUp(cfg: StackConfig, r: FleetRegistry, log: (line:
   const dir = path.join(cfg.dataDir, 'registries', r.name);
   mkdirSync(path.join(dir, 'data'), { recursive: true });
   const file = writeConfig(dir, info.host);
-  const rec = startProcess(cfg.dataDir, cfg.portBase, { name: part, command: REGISTRY_BIN, args: ['serve', file], cwd: dir });
+  const rec = startProcess(cfg.dataDir, cfg.portBase, {
+    name: part,
+    command: REGISTRY_BIN,
+    args: ['serve', file],
+    cwd: dir,
+  });
   await waitFor(part, () => registryHealthy(info.host), { timeoutMs: 30_000, rec, intervalMs: 100 });
   log(`${part}: up at ${info.url}`);
   return rec;
@@ -74,13 +91,24 @@ export function registryDown(cfg: StackConfig, name: string): Promise<boolean> {
 export async function manifestDigest(host: string, repo: string, tag: string): Promise<string | undefined> {
   const res = await httpRequest(`http://${host}/v2/${repo}/manifests/${tag}`, {
     method: 'HEAD',
-    headers: { accept: [MT.manifest, MT.index, 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json'].join(', ') },
+    headers: {
+      accept: [
+        MT.manifest,
+        MT.index,
+        'application/vnd.docker.distribution.manifest.v2+json',
+        'application/vnd.docker.distribution.manifest.list.v2+json',
+      ].join(', '),
+    },
   });
   return res.status === 200 ? (res.headers['docker-content-digest'] as string | undefined) : undefined;
 }
 
 /** Builds the demo images and pushes each tag the registry does not already hold at the expected digest. */
-export async function pushDemoImages(cfg: StackConfig, host: string, log: (line: string) => void): Promise<BuiltImage[]> {
+export async function pushDemoImages(
+  cfg: StackConfig,
+  host: string,
+  log: (line: string) => void,
+): Promise<BuiltImage[]> {
   const images = { ...cfg.fleet.images };
   if (process.env.FLOTILLA_DEMO_LAYER_KIB) images.layerSizeKiB = Number(process.env.FLOTILLA_DEMO_LAYER_KIB);
   const layout = path.join(cfg.dataDir, 'images', 'oci');
@@ -95,10 +123,15 @@ export async function pushDemoImages(cfg: StackConfig, host: string, log: (line:
         ...(multi ? ['--all'] : []), `oci:${layout}:${img.tag}`, `docker://${host}/${images.repository}:${img.tag}`];
       await run('skopeo', args, { timeout: 120_000 });
       const got = await manifestDigest(host, images.repository, img.tag);
-      if (got !== img.digest) throw new Error(`pushed ${images.repository}:${img.tag} to ${host} but it reports ${got}, expected ${img.digest}`);
+      if (got !== img.digest)
+        throw new Error(
+          `pushed ${images.repository}:${img.tag} to ${host} but it reports ${got}, expected ${img.digest}`,
+        );
       pushed.push(img.tag);
     }),
   );
-  log(`images: ${images.repository}:{${built.map((b) => b.tag).join(',')}} in ${host}${pushed.length ? ` (pushed ${pushed.join(', ')})` : ' (already there)'}`);
+  log(
+    `images: ${images.repository}:{${built.map((b) => b.tag).join(',')}} in ${host}${pushed.length ? ` (pushed ${pushed.join(', ')})` : ' (already there)'}`,
+  );
   return built;
 }

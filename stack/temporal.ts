@@ -30,8 +30,12 @@ export async function temporalHealthy(cfg: StackConfig): Promise<boolean> {
     conn = await Connection.connect({ address: info.address, connectTimeout: 1000 });
     const deadline = () => new Date(Date.now() + 2000);
     await conn.withDeadline(deadline(), () => conn!.workflowService.getSystemInfo({}));
-    await conn.withDeadline(deadline(), () => conn!.workflowService.describeNamespace({ namespace: info.namespace }));
-    const sa = await conn.withDeadline(deadline(), () => conn!.operatorService.listSearchAttributes({ namespace: info.namespace }));
+    await conn.withDeadline(deadline(), () =>
+      conn!.workflowService.describeNamespace({ namespace: info.namespace }),
+    );
+    const sa = await conn.withDeadline(deadline(), () =>
+      conn!.operatorService.listSearchAttributes({ namespace: info.namespace }),
+    );
     const custom = sa.customAttributes ?? {};
     return SEARCH_ATTRIBUTES.every((k) => k in custom);
   } catch {
@@ -60,7 +64,12 @@ export async function temporalUp(cfg: StackConfig, log: (line: string) => void):
     ...SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k}=Keyword`]),
     '--log-level', 'warn',
   ];
-  const rec = startProcess(cfg.dataDir, cfg.portBase, { name: TEMPORAL_PART, command: cfg.bins.temporal, args, cwd: dir });
+  const rec = startProcess(cfg.dataDir, cfg.portBase, {
+    name: TEMPORAL_PART,
+    command: cfg.bins.temporal,
+    args,
+    cwd: dir,
+  });
   await waitFor('temporal', () => temporalHealthy(cfg), { timeoutMs: 90_000, rec, intervalMs: 300 });
   log(`temporal: up at ${temporalInfo(cfg).address}, UI ${temporalInfo(cfg).uiUrl}`);
   return rec;

@@ -32,14 +32,25 @@ function kube(c: StackClusterInfo): Kube {
   if (!k) {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(c.kubeconfig);
-    k = { objects: k8s.KubernetesObjectApi.makeApiClient(kc), apps: kc.makeApiClient(k8s.AppsV1Api), core: kc.makeApiClient(k8s.CoreV1Api) };
+    k = {
+      objects: k8s.KubernetesObjectApi.makeApiClient(kc),
+      apps: kc.makeApiClient(k8s.AppsV1Api),
+      core: kc.makeApiClient(k8s.CoreV1Api),
+    };
     kubes.set(c.name, k);
   }
   return k;
 }
 
 function apply(c: StackClusterInfo, obj: k8s.KubernetesObject) {
-  return kube(c).objects.patch(obj, undefined, undefined, 'flotilla', true, k8s.PatchStrategy.ServerSideApply);
+  return kube(c).objects.patch(
+    obj,
+    undefined,
+    undefined,
+    'flotilla',
+    true,
+    k8s.PatchStrategy.ServerSideApply,
+  );
 }
 
 function deployment(name: string, simulate?: 'unready' | 'crashloop'): k8s.V1Deployment {
@@ -51,7 +62,10 @@ function deployment(name: string, simulate?: 'unready' | 'crashloop'): k8s.V1Dep
       replicas: 3,
       selector: { matchLabels: { app: name } },
       template: {
-        metadata: { labels: { app: name }, ...(simulate ? { annotations: { 'flotilla.dev/simulate': simulate } } : {}) },
+        metadata: {
+          labels: { app: name },
+          ...(simulate ? { annotations: { 'flotilla.dev/simulate': simulate } } : {}),
+        },
         spec: { containers: [{ name: 'web', image: `${stack.registries[0]!.host}/demo/web:v1` }] },
       },
     },
@@ -59,7 +73,11 @@ function deployment(name: string, simulate?: 'unready' | 'crashloop'): k8s.V1Dep
 }
 
 /** Polls until `check` returns a value, or fails with the last thing seen. */
-async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+async function eventually<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -69,35 +87,58 @@ async function eventually<T>(what: string, timeoutMs: number, check: () => Promi
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`,
+      );
     await sleep(250);
   }
 }
 
-const readyReplicas = async (c: StackClusterInfo, name: string) => (await kube(c).apps.readNamespacedDeployment({ name, namespace: ns })).status?.readyReplicas ?? 0;
-const podsOf = async (c: StackClusterInfo, name: string) => (await kube(c).core.listNamespacedPod({ namespace: ns, labelSelector: `app=${name}` })).items;
+const readyReplicas = async (c: StackClusterInfo, name: string) =>
+  (await kube(c).apps.readNamespacedDeployment({ name, namespace: ns })).status?.readyReplicas ?? 0;
+const podsOf = async (c: StackClusterInfo, name: string) =>
+  (await kube(c).core.listNamespacedPod({ namespace: ns, labelSelector: `app=${name}` })).items;
 
 /** True when the error (or one of its causes) is a refused TCP connection. */
 function refused(err: unknown): boolean {
-  for (let e = err as { code?: string; cause?: unknown; message?: string } | undefined; e; e = e.cause as typeof e) {
+  for (
+    let e = err as { code?: string; cause?: unknown; message?: string } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
     if (e.code === 'ECONNREFUSED' || e.message?.includes('ECONNREFUSED')) return true;
   }
   return false;
 }
 
 beforeAll(async () => {
-  await Promise.all(stack.clusters.map((c) => apply(c, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })));
+  await Promise.all(
+    stack.clusters.map((c) => apply(c, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })),
+  );
 });
 
 afterAll(async () => {
-  await Promise.all(stack.clusters.map((c) => kube(c).core.deleteNamespace({ name: ns }).catch(() => undefined)));
+  await Promise.all(
+    stack.clusters.map((c) =>
+      kube(c)
+        .core.deleteNamespace({ name: ns })
+        .catch(() => undefined),
+    ),
+  );
 });
 
 describe('kubernetes clusters', () => {
   it('a Deployment of 3 replicas becomes 3/3 ready in each cluster within 30 s', async () => {
     expect(stack.clusters.map((c) => c.name)).toEqual(['beijing', 'shenzhen', 'cloud-hk']);
     await Promise.all(stack.clusters.map((c) => apply(c, deployment('web'))));
-    await Promise.all(stack.clusters.map((c) => eventually(`${c.name}: web 3/3 ready`, 30_000, async () => ((await readyReplicas(c, 'web')) === 3 ? true : undefined))));
+    await Promise.all(
+      stack.clusters.map((c) =>
+        eventually(`${c.name}: web 3/3 ready`, 30_000, async () =>
+          (await readyReplicas(c, 'web')) === 3 ? true : undefined,
+        ),
+      ),
+    );
     for (const c of stack.clusters) {
       const pods = await podsOf(c, 'web');
       expect(pods.map((p) => p.status?.phase)).toEqual(['Running', 'Running', 'Running']);
@@ -139,7 +180,9 @@ describe('kubernetes clusters', () => {
     const first = Math.max(...pods.map((p) => p.status!.containerStatuses![0]!.restartCount));
     await eventually('restartCount grows', 30_000, async () => {
       const now = await podsOf(c, 'crasher');
-      return Math.max(...now.map((p) => p.status?.containerStatuses?.[0]?.restartCount ?? 0)) > first ? true : undefined;
+      return Math.max(...now.map((p) => p.status?.containerStatuses?.[0]?.restartCount ?? 0)) > first
+        ? true
+        : undefined;
     });
     expect(await readyReplicas(c, 'crasher')).toBe(0);
   });
@@ -147,21 +190,25 @@ describe('kubernetes clusters', () => {
   it('cluster-down makes the API refuse connections; cluster-up brings it back with its objects', async () => {
     const c = stack.clusters[2]!;
     await apply(c, deployment('survivor'));
-    await eventually('survivor 3/3', 30_000, async () => ((await readyReplicas(c, 'survivor')) === 3 ? true : undefined));
+    await eventually('survivor 3/3', 30_000, async () =>
+      (await readyReplicas(c, 'survivor')) === 3 ? true : undefined,
+    );
     const before = await kube(c).apps.readNamespacedDeployment({ name: 'survivor', namespace: ns });
     const port = Number(new URL(c.apiserverUrl).port);
-    const t0 = Date.now();
     try {
       await fault('cluster-down', c.name, opts);
       expect(await portOpen(port)).toBe(false);
-      const err = await kube(c).apps.readNamespacedDeployment({ name: 'survivor', namespace: ns }).then(() => undefined, (e: unknown) => e);
+      const err = await kube(c)
+        .apps.readNamespacedDeployment({ name: 'survivor', namespace: ns })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(refused(err), `expected connection refused, got ${String(err)}`).toBe(true);
       // The other clusters are untouched.
       expect(await readyReplicas(stack.clusters[0]!, 'web')).toBe(3);
     } finally {
-      const t1 = Date.now();
       await fault('cluster-up', c.name, opts);
-      console.log(`cluster-down took ${t1 - t0} ms (with checks), cluster-up ${Date.now() - t1} ms`);
     }
     const after = await kube(c).apps.readNamespacedDeployment({ name: 'survivor', namespace: ns });
     expect(after.metadata?.uid).toBe(before.metadata?.uid);
@@ -170,9 +217,9 @@ describe('kubernetes clusters', () => {
     const scaled = deployment('survivor');
     scaled.spec!.replicas = 4;
     await apply(c, scaled);
-    const t2 = Date.now();
-    await eventually('survivor 4/4 after cluster-up', 30_000, async () => ((await readyReplicas(c, 'survivor')) === 4 ? true : undefined));
-    console.log(`scale-up after cluster-up: ${Date.now() - t2} ms`);
+    await eventually('survivor 4/4 after cluster-up', 30_000, async () =>
+      (await readyReplicas(c, 'survivor')) === 4 ? true : undefined,
+    );
   });
 });
 
@@ -186,15 +233,28 @@ describe('registries', () => {
   afterAll(async () => {
     // Leave the regional registry as we found it (empty of our test repository).
     for (const tag of ['v2', 'multi']) {
-      await skopeo('delete', '--tls-verify=false', `docker://${regional.host}/${repo}:${tag}`).catch(() => undefined);
+      await skopeo('delete', '--tls-verify=false', `docker://${regional.host}/${repo}:${tag}`).catch(
+        () => undefined,
+      );
     }
   });
 
   it('skopeo copies an image from central to a regional registry with the same digest', async () => {
     const src = `docker://${central.host}/demo/web:v2`;
     const dst = `docker://${regional.host}/${repo}:v2`;
-    await skopeo('copy', '--insecure-policy', '--src-tls-verify=false', '--dest-tls-verify=false', '--preserve-digests', src, dst);
-    const [a, b] = await Promise.all([skopeo('inspect', '--tls-verify=false', src), skopeo('inspect', '--tls-verify=false', dst)]);
+    await skopeo(
+      'copy',
+      '--insecure-policy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      '--preserve-digests',
+      src,
+      dst,
+    );
+    const [a, b] = await Promise.all([
+      skopeo('inspect', '--tls-verify=false', src),
+      skopeo('inspect', '--tls-verify=false', dst),
+    ]);
     const digest = (JSON.parse(b) as { Digest: string }).Digest;
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(digest).toBe((JSON.parse(a) as { Digest: string }).Digest);
@@ -203,8 +263,20 @@ describe('registries', () => {
   it('skopeo copies the multi-architecture index with every platform and the same digest', async () => {
     const src = `docker://${central.host}/demo/web:multi`;
     const dst = `docker://${regional.host}/${repo}:multi`;
-    await skopeo('copy', '--all', '--insecure-policy', '--src-tls-verify=false', '--dest-tls-verify=false', '--preserve-digests', src, dst);
-    const [a, b] = await Promise.all([skopeo('inspect', '--raw', '--tls-verify=false', src), skopeo('inspect', '--raw', '--tls-verify=false', dst)]);
+    await skopeo(
+      'copy',
+      '--all',
+      '--insecure-policy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      '--preserve-digests',
+      src,
+      dst,
+    );
+    const [a, b] = await Promise.all([
+      skopeo('inspect', '--raw', '--tls-verify=false', src),
+      skopeo('inspect', '--raw', '--tls-verify=false', dst),
+    ]);
     expect(sha(b)).toBe(sha(a));
     const index = JSON.parse(b) as { mediaType: string; manifests: { platform: { architecture: string } }[] };
     expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');

@@ -31,7 +31,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     started = [...started, ...Object.values(recordedProcesses(opts))];
     await down({ ...opts, log });
     const survivors = started.filter((rec) => isAlive(rec));
-    if (survivors.length) throw new Error(`test stack: processes survived down: ${survivors.map((r) => `${r.pid} ${r.command.slice(0, 2).join(' ')}`).join(', ')}`);
+    if (survivors.length)
+      throw new Error(
+        `test stack: processes survived down: ${survivors.map((r) => `${r.pid} ${r.command.slice(0, 2).join(' ')}`).join(', ')}`,
+      );
   };
   try {
     const info = await up({ ...opts, log });
