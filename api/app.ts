@@ -37,6 +37,7 @@ export function createApp(deps: AppDeps): Express {
     temporal: deps.temporal,
     fleet,
     taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE,
+    onStaleLock: (holder, app) => deps.logger.warn({ holder, app }, 'released a delivery lock whose holder cannot release it'),
   });
   const openapi = openApiDocument();
 

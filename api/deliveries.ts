@@ -49,6 +49,8 @@ const DELIVERY_TYPE = 'deploy';
 const APPLICATION_TYPE = 'application';
 /** Queries need a worker to answer; do not hold an HTTP request longer than this for one. */
 const QUERY_DEADLINE_MS = 10_000;
+/** A lock taken this long ago by a delivery that never started is free again. */
+const STALE_LOCK_MS = 60_000;
 
 export const statusUrl = (id: string): string => `/v1/deliveries/${id}`;
 
@@ -95,6 +97,8 @@ export interface DeliveriesDeps {
   fleet: readonly ClusterInfo[];
   /** Task queue of the workflows (HUB_TASK_QUEUE in production; tests run their own). */
   taskQueue: string;
+  /** Told when a lock whose holder cannot give it back is released (for the log). */
+  onStaleLock?: (holder: string, app: string) => void;
 }
 
 export class Deliveries {
@@ -125,8 +129,8 @@ export class Deliveries {
       image: request.app.image,
       startedAt: new Date().toISOString(),
     };
-    try {
-      await temporal.workflow.executeUpdateWithStart(acquireUpdate, {
+    const takeLock = () =>
+      temporal.workflow.executeUpdateWithStart(acquireUpdate, {
         args: [acquire],
         startWorkflowOperation: new WithStartWorkflowOperation(APPLICATION_TYPE, {
           workflowId: applicationWorkflowId(namespace, name),
@@ -135,16 +139,20 @@ export class Deliveries {
           args: [{ namespace, name }],
         }),
       });
-    } catch (e) {
-      const f =
-        e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
-      if (f?.type === 'DeliveryInProgress') {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await takeLock();
+        break;
+      } catch (e) {
+        const f =
+          e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
+        if (f?.type !== 'DeliveryInProgress') throw e;
         const active = (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery;
+        if (attempt === 0 && active && (await this.#releaseIfStale(namespace, name, active))) continue;
         throw new HttpError(409, 'DeliveryInProgress', f.message, {
           details: { activeDelivery: active, status: active ? statusUrl(active) : undefined },
         });
       }
-      throw e;
     }
 
     const workflowInput: DeployWorkflowInput = {
@@ -200,6 +208,26 @@ export class Deliveries {
       );
     }
     return { id, created: false };
+  }
+
+  /**
+   * A lock whose holder can no longer give it back is released: the holder's workflow was
+   * closed without reporting (terminated, timed out), or never started although the lock was
+   * taken over a minute ago (an API that died between the two steps).
+   */
+  async #releaseIfStale(namespace: string, name: string, holder: string): Promise<boolean> {
+    const app = this.#d.temporal.workflow.getHandle(applicationWorkflowId(namespace, name));
+    const d = await this.#describe(holder);
+    let stale = d !== undefined && d.status.name !== 'RUNNING';
+    if (!d) {
+      const state = await this.#query(() => app.query(appStateQuery));
+      const rec = state.deliveries.find((x) => x.id === holder);
+      stale = !rec || Date.now() - Date.parse(rec.startedAt) > STALE_LOCK_MS;
+    }
+    if (!stale) return false;
+    this.#d.onStaleLock?.(holder, `${namespace}/${name}`);
+    await app.signal(releaseSignal, { deliveryId: holder });
+    return true;
   }
 
   async #describe(id: string): Promise<WorkflowExecutionDescription | undefined> {

@@ -33,6 +33,7 @@ export async function application(input: ApplicationInput): Promise<void> {
   setHandler(
     acquireUpdate,
     (a: AcquireInput) => {
+      if (state.activeDelivery === a.deliveryId) return state; // the same delivery asking again: nothing to add
       state.activeDelivery = a.deliveryId;
       state.deliveries = [{ id: a.deliveryId, type: a.type, image: a.image, phase: 'Pending' as const, startedAt: a.startedAt }, ...state.deliveries].slice(0, KEEP_DELIVERIES);
       return state;

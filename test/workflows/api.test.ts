@@ -202,6 +202,20 @@ describe('HTTP API on a real Temporal server', () => {
     expect(app.deliveries.map((d) => d.id)).toEqual([id]);
   });
 
+  it('frees the lock of a delivery that was terminated by hand, so the next delivery is not refused for ever', async () => {
+    const ns = freshNamespace();
+    const v1 = `central:5000/demo/web:${ns}-v1`;
+    fleet.clusters.shenzhen!.badImages.add(v1);
+    const first = await post(deployBody(ns, v1));
+    expect(first.status).toBe(202);
+    await untilPhase(first.body.id, ['NeedsAttention']);
+    await fleet.client.workflow.getHandle(first.body.id).terminate('operator cleanup'); // never reports to its application
+    const second = await post(deployBody(ns, `central:5000/demo/web:${ns}-v2`));
+    expect(second.status, JSON.stringify(second.body)).toBe(202);
+    const s = await untilPhase(second.body.id, ['Healthy']);
+    expect(s.image).toBe(`central:5000/demo/web:${ns}-v2`);
+  });
+
   it('takes SRE actions on a paused delivery: 409 with the reason when they do not apply, 200 with the new status when they do', async () => {
     const ns = freshNamespace();
     const v1 = `central:5000/demo/web:${ns}-v1`;

@@ -45,7 +45,7 @@ describe('application workflow: one delivery at a time, and where the app runs',
     expect(cause.type).toBe('DeliveryInProgress');
     expect(cause.details).toEqual([{ activeDelivery: `d1-${ns}` }]);
 
-    await eventually(() => first.query('status'), (s: { phase: string }) => s.phase === 'NeedsAttention');
+    await eventually(() => first.query<{ phase: string }>('status'), (s) => s.phase === 'NeedsAttention');
     fleet.clusters.shenzhen!.badImages.clear();
     await first.executeUpdate('action', { args: [{ action: 'retry', who: 'sre' }] });
     expect((await first.result()).phase).toBe('Healthy');
