@@ -69,7 +69,8 @@ export function loadKubeConfig(cluster: Pick<Cluster, 'name' | 'kubeconfig'>): K
 
 /**
  * Builds the clients of one cluster. Every request carries a timeout (an
- * AbortSignal set by a middleware after authentication has been applied).
+ * AbortSignal set by a middleware, which runs after authentication has been
+ * applied) and reuses one connection pool.
  */
 export function createClusterClients(cluster: Pick<Cluster, 'name' | 'kubeconfig'>, opts: ClientOptions = {}): ClusterClients {
   const kc = loadKubeConfig(cluster);
@@ -79,6 +80,10 @@ export function createClusterClients(cluster: Pick<Cluster, 'name' | 'kubeconfig
 export function clientsFromKubeConfig(name: string, kc: KubeConfig, opts: ClientOptions = {}): ClusterClients {
   const server = kc.getCurrentCluster()!.server;
   const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  // client-node builds a new undici Agent (TLS settings of the kubeconfig) for every request, so every
+  // request would open, handshake and abandon its own connection. The TLS settings of a loaded
+  // kubeconfig do not change: keep the first Agent and its keep-alive connections.
+  let dispatcher: ReturnType<RequestContext['getDispatcher']>;
   const config: Configuration = createConfiguration({
     baseServer: new ServerConfiguration(server, {}),
     authMethods: { default: kc },
@@ -87,6 +92,14 @@ export function clientsFromKubeConfig(name: string, kc: KubeConfig, opts: Client
         pre: async (ctx: RequestContext) => {
           ctx.setHeaderParam('User-Agent', 'flotilla');
           ctx.setSignal(AbortSignal.timeout(timeoutMs));
+          const fresh = ctx.getDispatcher();
+          if (fresh) {
+            if (!dispatcher) dispatcher = fresh;
+            else if (fresh !== dispatcher) {
+              ctx.setDispatcher(dispatcher);
+              void fresh.close(); // never used: nothing to drain
+            }
+          }
           return ctx;
         },
         post: async (res: ResponseContext) => res,

@@ -4,7 +4,7 @@
  * cancellation work). Every outcome is read back from the cluster.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { pino } from 'pino';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -248,24 +248,35 @@ describe(`clear failures in ${A}`, () => {
   });
 });
 
-describe(`${B} down`, () => {
+describe(`${B} down, then back`, () => {
   const stackOpts = () => ({ dataDir: stack.dataDir, portBase: readState(stack.dataDir)!.portBase });
-  beforeAll(async () => {
-    await fault('cluster-down', B, stackOpts());
-  });
+  let down = false;
   afterAll(async () => {
-    await fault('cluster-up', B, stackOpts());
+    if (down) await fault('cluster-up', B, stackOpts());
   });
 
-  it('applyApp and waitForRollout give ClusterUnreachable (retryable), naming the cluster', async () => {
+  it('applyApp and waitForRollout give ClusterUnreachable (retryable), naming the cluster; the same clients work again when it is back', async () => {
     const h = on(B);
-    const { app, target } = appIn(B, 'default', { replicas: 1 });
+    const ns = newNamespace(B, 'down');
+    const { app, target } = appIn(B, ns, { replicas: 1 });
+    const deliveryId = `delivery-${randomUUID()}`;
     const a = activity();
-    const f = await failureOf(a.run(h.acts.applyApp, { cluster: B, app, target, deliveryId: `delivery-${randomUUID()}` }));
+    expect(await a.run(h.acts.readAppState, { cluster: B, namespace: ns, name: 'web' })).toEqual({ exists: false }); // connected before
+
+    await fault('cluster-down', B, stackOpts());
+    down = true;
+    const f = await failureOf(a.run(h.acts.applyApp, { cluster: B, app, target, deliveryId }));
     expect(f).toMatchObject({ type: FailureType.ClusterUnreachable, nonRetryable: false });
     expect(f.message).toContain(`cluster "${B}"`);
     expect(f.message).toMatch(/ECONNREFUSED/);
-    const w = await failureOf(a.run(h.acts.waitForRollout, { cluster: B, namespace: 'default', name: 'web', generation: 1, timeoutMs: 10_000, unreadyGraceMs: GRACE_MS }));
+    const w = await failureOf(a.run(h.acts.waitForRollout, { cluster: B, namespace: ns, name: 'web', generation: 1, timeoutMs: 10_000, unreadyGraceMs: GRACE_MS }));
     expect(w).toMatchObject({ type: FailureType.ClusterUnreachable, nonRetryable: false });
+
+    await fault('cluster-up', B, stackOpts());
+    down = false;
+    // What Temporal would do next: retry the apply, then wait.
+    const applied = await a.run(h.acts.applyApp, { cluster: B, app, target, deliveryId });
+    const r = await a.run(h.acts.waitForRollout, { cluster: B, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 60_000, unreadyGraceMs: GRACE_MS });
+    expect(r).toMatchObject({ image: image('v1'), readyReplicas: 1 });
   });
 });
