@@ -19,7 +19,14 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { dnsLabel } from '../model/names.ts';
 
-const truthy: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
+const truthy: Record<string, boolean> = {
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  yes: true,
+  no: false,
+};
 const bool = z.preprocess(
   (v) => (typeof v === 'string' ? (truthy[v.trim().toLowerCase()] ?? v) : v),
   z.boolean({ error: 'must be true or false' }),
@@ -27,7 +34,13 @@ const bool = z.preprocess(
 
 /** A comma list in the environment, a list in the file. Empty: no cluster queue (a hub-only worker). */
 const clusterList = z.preprocess(
-  (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v),
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : v,
   z.array(dnsLabel, { error: 'must be a comma-separated list of cluster names' }),
 );
 
@@ -40,13 +53,21 @@ export const WorkerConfigSchema = z
       })
       .strict()
       .default({ address: '127.0.0.1:7233', namespace: 'default' }),
-    inventoryPath: z.string({ error: 'is required (the path of the cluster inventory)' }).trim().min(1, 'is required (the path of the cluster inventory)'),
+    inventoryPath: z
+      .string({ error: 'is required (the path of the cluster inventory)' })
+      .trim()
+      .min(1, 'is required (the path of the cluster inventory)'),
     /** Agent mode: serve only these clusters' task queues. Absent: every cluster in the inventory. */
     clusters: clusterList.optional(),
     /** Whether this worker runs the workflows and hub activities (HUB_TASK_QUEUE). */
     hub: bool.optional(),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    shutdownGraceMs: z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(3_600_000).default(10_000),
+    shutdownGraceMs: z.coerce
+      .number({ error: 'must be a number of milliseconds' })
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .default(10_000),
   })
   .strict()
   .transform((c) => ({ ...c, hub: c.hub ?? c.clusters === undefined }))
@@ -101,16 +122,21 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`FLOTILLA_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      `FLOTILLA_CONFIG: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = parseYaml(text); // YAML is a superset of JSON
   } catch (err) {
-    throw new ConfigError(`FLOTILLA_CONFIG: ${path} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+    throw new ConfigError(
+      `FLOTILLA_CONFIG: ${path} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   if (parsed === null || parsed === undefined) return {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`FLOTILLA_CONFIG: ${path} must hold an object`);
+  if (typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ConfigError(`FLOTILLA_CONFIG: ${path} must hold an object`);
   return parsed as Record<string, unknown>;
 }
 
@@ -124,7 +150,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const merged = {
     ...file,
     ...e,
-    ...(file.temporal || e.temporal ? { temporal: { ...(file.temporal as object | undefined), ...(e.temporal as object | undefined) } } : {}),
+    ...(file.temporal || e.temporal
+      ? { temporal: { ...(file.temporal as object | undefined), ...(e.temporal as object | undefined) } }
+      : {}),
   };
   return parseConfig(merged);
 }

@@ -17,7 +17,8 @@ export function inventoryFromStack(info: StackInfo): Inventory {
   const registries = new Map(info.registries.map((r) => [r.name, r]));
   const clusters = info.clusters.map((c) => {
     const mirror = c.mirror ? registries.get(c.mirror) : undefined;
-    if (c.mirror && !mirror) throw new Error(`cluster "${c.name}": mirror registry "${c.mirror}" is not in the stack's registries`);
+    if (c.mirror && !mirror)
+      throw new Error(`cluster "${c.name}": mirror registry "${c.mirror}" is not in the stack's registries`);
     return {
       name: c.name,
       region: c.region,
@@ -41,17 +42,24 @@ function main(argv: string[]): void {
   const program = new Command()
     .name('inventory-from-stack')
     .description("Writes the local stack's cluster inventory (YAML or JSON) for the worker and the API")
-    .option('--stack <path>', 'stack.json written by `npm run stack -- up`', resolve(import.meta.dirname, '../.flotilla/stack.json'))
+    .option(
+      '--stack <path>',
+      'stack.json written by `npm run stack -- up`',
+      resolve(import.meta.dirname, '../.flotilla/stack.json'),
+    )
     .option('--format <format>', 'yaml or json', 'yaml')
     .option('--out <path>', 'write here instead of stdout')
     .parse(argv);
   const opts = program.opts<{ stack: string; format: string; out?: string }>();
-  if (!['yaml', 'json'].includes(opts.format)) program.error(`--format must be yaml or json, not "${opts.format}"`);
+  if (!['yaml', 'json'].includes(opts.format))
+    program.error(`--format must be yaml or json, not "${opts.format}"`);
   let info: StackInfo;
   try {
     info = readStackInfo(opts.stack);
   } catch (err) {
-    program.error(`cannot read ${opts.stack}: ${(err as Error).message} (is the stack up? npm run stack -- up)`);
+    program.error(
+      `cannot read ${opts.stack}: ${(err as Error).message} (is the stack up? npm run stack -- up)`,
+    );
   }
   const inv = inventoryFromStack(info!);
   const text = opts.format === 'json' ? `${JSON.stringify(inv, null, 2)}\n` : toYaml(inv);

@@ -18,7 +18,10 @@ export function parseInventory(doc: unknown, source = 'inventory', baseDir?: str
   return {
     clusters: r.data.clusters.map((c) => ({
       ...c,
-      kubeconfig: { ...c.kubeconfig, path: isAbsolute(c.kubeconfig.path) ? c.kubeconfig.path : resolve(baseDir, c.kubeconfig.path) },
+      kubeconfig: {
+        ...c.kubeconfig,
+        path: isAbsolute(c.kubeconfig.path) ? c.kubeconfig.path : resolve(baseDir, c.kubeconfig.path),
+      },
     })),
   };
 }
@@ -28,13 +31,17 @@ export function loadInventory(path: string): Inventory {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new InventoryError(`cannot read inventory ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new InventoryError(
+      `cannot read inventory ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new InventoryError(`inventory ${path} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+    throw new InventoryError(
+      `inventory ${path} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   return parseInventory(doc, path, dirname(resolve(path)));
 }

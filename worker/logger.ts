@@ -40,7 +40,13 @@ export function createLogger(level: Level | 'silent' = 'info', destination?: Des
   );
 }
 
-const toPino: Record<LogLevel, Level> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+const toPino: Record<LogLevel, Level> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
 
 /** SDK warnings that are the design here: activity-only workers on cluster queues poll no workflows. */
 const expected = new Set(['No workflows registered, not polling for workflow tasks']);

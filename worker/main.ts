@@ -10,7 +10,13 @@
  *   node worker/main.ts            (or: npm run worker)
  */
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createClusterActivities, createHubActivities } from '../activities/index.ts';
 import { createClusterClients, type ClusterClients } from '../activities/kubernetes/clients.ts';
@@ -68,7 +74,11 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
 
   // Bundled once, shared by every worker that runs workflows (the webpack report is only worth a warning).
   const workflowBundle = config.hub
-    ? (opts.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: temporalLogger(log.child({ component: 'bundler' }, { level: 'warn' })) })))
+    ? (opts.workflowBundle ??
+      (await bundleWorkflowCode({
+        workflowsPath: WORKFLOWS_PATH,
+        logger: temporalLogger(log.child({ component: 'bundler' }, { level: 'warn' })),
+      })))
     : undefined;
 
   const connection = await NativeConnection.connect({ address: config.temporal.address });
@@ -102,7 +112,10 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
   }
 
   const queues = workers.map((w) => w.queue);
-  log.info({ namespace: config.temporal.namespace, address: config.temporal.address, queues }, 'workers starting');
+  log.info(
+    { namespace: config.temporal.namespace, address: config.temporal.address, queues },
+    'workers starting',
+  );
 
   const stopAll = () => {
     for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();

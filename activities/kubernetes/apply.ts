@@ -24,14 +24,26 @@ import {
 import { httpStatusOf, kube } from './errors.ts';
 
 /** Server-side apply of one object, owned by Flotilla. */
-export async function serverSideApply<T extends KubernetesObject>(c: ClusterClients, obj: T, what: string): Promise<T> {
-  return kube(c.cluster, `apply ${what}`, () => c.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply));
+export async function serverSideApply<T extends KubernetesObject>(
+  c: ClusterClients,
+  obj: T,
+  what: string,
+): Promise<T> {
+  return kube(c.cluster, `apply ${what}`, () =>
+    c.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
+  );
 }
 
 /** Reads a Deployment; undefined when there is none. */
-export async function readDeployment(c: ClusterClients, namespace: string, name: string): Promise<V1Deployment | undefined> {
+export async function readDeployment(
+  c: ClusterClients,
+  namespace: string,
+  name: string,
+): Promise<V1Deployment | undefined> {
   try {
-    return await kube(c.cluster, `read Deployment ${describeRef(namespace, name)}`, () => c.apps.readNamespacedDeployment({ name, namespace }));
+    return await kube(c.cluster, `read Deployment ${describeRef(namespace, name)}`, () =>
+      c.apps.readNamespacedDeployment({ name, namespace }),
+    );
   } catch (err) {
     if (httpStatusOf(err) === 404) return undefined;
     throw err;
@@ -46,7 +58,11 @@ export async function ensureNamespace(c: ClusterClients, namespace: string): Pro
   } catch (err) {
     if (httpStatusOf(err) !== 404) throw err;
   }
-  await serverSideApply(c, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, `Namespace ${namespace}`);
+  await serverSideApply(
+    c,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    `Namespace ${namespace}`,
+  );
 }
 
 interface Before {
@@ -56,7 +72,11 @@ interface Before {
 }
 
 /** What stood there before this delivery: from the cluster, or from the record of this delivery's first apply. */
-async function before(c: ClusterClients, input: ApplyAppInput, existing: V1Deployment | undefined): Promise<Before> {
+async function before(
+  c: ClusterClients,
+  input: ApplyAppInput,
+  existing: V1Deployment | undefined,
+): Promise<Before> {
   if (!existing) return { created: true };
   const a = existing.metadata?.annotations ?? {};
   if (a[ANNOTATION_DELIVERY] === input.deliveryId) {
@@ -82,7 +102,11 @@ async function before(c: ClusterClients, input: ApplyAppInput, existing: V1Deplo
   return { created: false, previousRevision, ...(previousImage ? { previousImage } : {}) };
 }
 
-export async function applyApp(c: ClusterClients, input: ApplyAppInput, log: Logger): Promise<ApplyAppResult> {
+export async function applyApp(
+  c: ClusterClients,
+  input: ApplyAppInput,
+  log: Logger,
+): Promise<ApplyAppResult> {
   const { app, target, deliveryId } = input;
   const ref = describeRef(app.namespace, app.name);
   const { deployment, service } = renderApp(app, target, deliveryId);
@@ -95,14 +119,30 @@ export async function applyApp(c: ClusterClients, input: ApplyAppInput, log: Log
   meta.annotations = {
     ...meta.annotations,
     ...(prior.created ? { [ANNOTATION_CREATED]: 'true' } : {}),
-    ...(prior.previousRevision !== undefined ? { [ANNOTATION_PREVIOUS_REVISION]: String(prior.previousRevision) } : {}),
+    ...(prior.previousRevision !== undefined
+      ? { [ANNOTATION_PREVIOUS_REVISION]: String(prior.previousRevision) }
+      : {}),
     ...(prior.previousImage ? { [ANNOTATION_PREVIOUS_IMAGE]: prior.previousImage } : {}),
   };
 
   await serverSideApply(c, service as unknown as KubernetesObject, `Service ${ref}`);
-  const applied = (await serverSideApply(c, deployment as unknown as KubernetesObject, `Deployment ${ref}`)) as V1Deployment;
+  const applied = (await serverSideApply(
+    c,
+    deployment as unknown as KubernetesObject,
+    `Deployment ${ref}`,
+  )) as V1Deployment;
   const generation = applied.metadata?.generation ?? 0;
-  log.info({ namespace: app.namespace, name: app.name, image: target.image, replicas: target.replicas, generation, ...prior }, 'applied');
+  log.info(
+    {
+      namespace: app.namespace,
+      name: app.name,
+      image: target.image,
+      replicas: target.replicas,
+      generation,
+      ...prior,
+    },
+    'applied',
+  );
   return {
     generation,
     created: prior.created,

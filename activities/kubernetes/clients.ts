@@ -62,7 +62,9 @@ export function loadKubeConfig(cluster: Pick<Cluster, 'name' | 'kubeconfig'>): K
     kc.setCurrentContext(cluster.kubeconfig.context);
   }
   if (!kc.getCurrentCluster()) {
-    throw new ClusterConfigError(`cluster "${cluster.name}": kubeconfig ${cluster.kubeconfig.path} has no current cluster`);
+    throw new ClusterConfigError(
+      `cluster "${cluster.name}": kubeconfig ${cluster.kubeconfig.path} has no current cluster`,
+    );
   }
   return kc;
 }
@@ -72,12 +74,19 @@ export function loadKubeConfig(cluster: Pick<Cluster, 'name' | 'kubeconfig'>): K
  * AbortSignal set by a middleware, which runs after authentication has been
  * applied) and reuses one connection pool.
  */
-export function createClusterClients(cluster: Pick<Cluster, 'name' | 'kubeconfig'>, opts: ClientOptions = {}): ClusterClients {
+export function createClusterClients(
+  cluster: Pick<Cluster, 'name' | 'kubeconfig'>,
+  opts: ClientOptions = {},
+): ClusterClients {
   const kc = loadKubeConfig(cluster);
   return clientsFromKubeConfig(cluster.name, kc, opts);
 }
 
-export function clientsFromKubeConfig(name: string, kc: KubeConfig, opts: ClientOptions = {}): ClusterClients {
+export function clientsFromKubeConfig(
+  name: string,
+  kc: KubeConfig,
+  opts: ClientOptions = {},
+): ClusterClients {
   const server = kc.getCurrentCluster()!.server;
   const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   // client-node builds a new undici Agent (TLS settings of the kubeconfig) for every request, so every

@@ -1,5 +1,11 @@
 /** Small readers of Deployments and ReplicaSets, shared by apply, rollout and rollback. */
-import type { V1Deployment, V1LabelSelector, V1ObjectMeta, V1PodTemplateSpec, V1ReplicaSet } from '@kubernetes/client-node';
+import type {
+  V1Deployment,
+  V1LabelSelector,
+  V1ObjectMeta,
+  V1PodTemplateSpec,
+  V1ReplicaSet,
+} from '@kubernetes/client-node';
 
 export const FIELD_MANAGER = 'flotilla';
 export const ANNOTATION_REVISION = 'deployment.kubernetes.io/revision';

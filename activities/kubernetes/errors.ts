@@ -51,9 +51,11 @@ const connectionCodes = new Set([
   'UND_ERR_ABORTED',
 ]);
 
-const tlsCode = /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET|VERIFY)_)/;
+const tlsCode =
+  /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET|VERIFY)_)/;
 
-const ssaConversionError = /failed to convert new object|unable to convert unstructured object|failed to create typed (patch|live) object/;
+const ssaConversionError =
+  /failed to convert new object|unable to convert unstructured object|failed to create typed (patch|live) object/;
 
 interface ErrorLike {
   name?: string;
@@ -89,7 +91,13 @@ export function connectionErrorCode(err: unknown): string | undefined {
 }
 
 export function isApiException(err: unknown): err is ApiException<unknown> {
-  return err instanceof ApiException || (typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number' && 'body' in err);
+  return (
+    err instanceof ApiException ||
+    (typeof err === 'object' &&
+      err !== null &&
+      typeof (err as { code?: unknown }).code === 'number' &&
+      'body' in err)
+  );
 }
 
 /** The Status object in an ApiException body (a JSON string in client-node 1.x/2.x, or already parsed). */
@@ -98,7 +106,9 @@ export function kubeStatus(err: ApiException<unknown>): KubeStatus {
   if (typeof body === 'string') {
     try {
       const parsed: unknown = JSON.parse(body);
-      return typeof parsed === 'object' && parsed !== null ? (parsed as KubeStatus) : { message: body.slice(0, 500) };
+      return typeof parsed === 'object' && parsed !== null
+        ? (parsed as KubeStatus)
+        : { message: body.slice(0, 500) };
     } catch {
       return body.trim() ? { message: body.trim().slice(0, 500) } : {};
     }
@@ -106,8 +116,20 @@ export function kubeStatus(err: ApiException<unknown>): KubeStatus {
   return typeof body === 'object' && body !== null ? (body as KubeStatus) : {};
 }
 
-function failure(type: FailureType, nonRetryable: boolean, message: string, details: KubeFailureDetails, cause?: Error): ApplicationFailure {
-  return ApplicationFailure.create({ type, nonRetryable, message, details: [details], ...(cause ? { cause } : {}) });
+function failure(
+  type: FailureType,
+  nonRetryable: boolean,
+  message: string,
+  details: KubeFailureDetails,
+  cause?: Error,
+): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    nonRetryable,
+    message,
+    details: [details],
+    ...(cause ? { cause } : {}),
+  });
 }
 
 /**
@@ -121,7 +143,9 @@ export function toFailure(err: unknown, cluster: string, operation: string): Err
   if (isApiException(err)) {
     const status = kubeStatus(err);
     const code = err.code;
-    const causes = (status.details?.causes ?? []).map((c) => [c.field, c.message ?? c.reason].filter(Boolean).join(': ')).filter(Boolean);
+    const causes = (status.details?.causes ?? [])
+      .map((c) => [c.field, c.message ?? c.reason].filter(Boolean).join(': '))
+      .filter(Boolean);
     const what = status.message || status.reason;
     const details: KubeFailureDetails = {
       cluster,
@@ -130,12 +154,23 @@ export function toFailure(err: unknown, cluster: string, operation: string): Err
       ...(status.reason ? { reason: status.reason } : {}),
       ...(causes.length ? { causes } : {}),
     };
-    const msg = (summary: string) => `${where}: ${summary} (HTTP ${code}${status.reason ? ` ${status.reason}` : ''})${what ? `: ${what}` : ''}`;
-    if (code === 400 || code === 422) return failure(FailureType.InvalidManifest, true, msg('the apiserver rejected the object'), details);
-    if (code === 401) return failure(FailureType.Forbidden, true, msg('not authenticated (check the kubeconfig credentials)'), details);
+    const msg = (summary: string) =>
+      `${where}: ${summary} (HTTP ${code}${status.reason ? ` ${status.reason}` : ''})${what ? `: ${what}` : ''}`;
+    if (code === 400 || code === 422)
+      return failure(FailureType.InvalidManifest, true, msg('the apiserver rejected the object'), details);
+    if (code === 401)
+      return failure(
+        FailureType.Forbidden,
+        true,
+        msg('not authenticated (check the kubeconfig credentials)'),
+        details,
+      );
     if (code === 403) {
       // Writing into a namespace that is being deleted: it will be gone (and can be created again) shortly.
-      if (status.details?.causes?.some((c) => c.reason === 'NamespaceTerminating') || /is being terminated/.test(what ?? '')) {
+      if (
+        status.details?.causes?.some((c) => c.reason === 'NamespaceTerminating') ||
+        /is being terminated/.test(what ?? '')
+      ) {
         return failure(FailureType.Conflict, false, msg('the namespace is being deleted'), details);
       }
       return failure(FailureType.Forbidden, true, msg('forbidden'), details);
@@ -145,24 +180,46 @@ export function toFailure(err: unknown, cluster: string, operation: string): Err
     // Server-side apply answers 500 when it cannot convert the applied object (a bad quantity, a wrong
     // type): nothing a retry can fix (kubernetes/kubernetes#118476).
     if (code === 500 && ssaConversionError.test(what ?? '')) {
-      return failure(FailureType.InvalidManifest, true, msg('the apiserver cannot decode the object'), details);
+      return failure(
+        FailureType.InvalidManifest,
+        true,
+        msg('the apiserver cannot decode the object'),
+        details,
+      );
     }
-    if (code === 408 || code === 429 || code >= 500) return failure(FailureType.ClusterUnreachable, false, msg('the apiserver could not serve the request'), details);
+    if (code === 408 || code === 429 || code >= 500)
+      return failure(
+        FailureType.ClusterUnreachable,
+        false,
+        msg('the apiserver could not serve the request'),
+        details,
+      );
     return failure(FailureType.InvalidManifest, true, msg('unexpected answer'), details);
   }
   const netCode = connectionErrorCode(err);
   if (netCode) {
     // The deepest message is the socket's ("connect ECONNREFUSED 127.0.0.1:6443"), not undici's "fetch failed".
-    const deepest = errorChain(err).findLast((e) => typeof e.message === 'string' && e.message !== '')?.message;
-    return failure(FailureType.ClusterUnreachable, false, `${where}: cannot reach the apiserver (${netCode})${deepest ? `: ${deepest}` : ''}`, {
-      cluster,
-      operation,
-      errorCode: netCode,
-    });
+    const deepest = errorChain(err).findLast(
+      (e) => typeof e.message === 'string' && e.message !== '',
+    )?.message;
+    return failure(
+      FailureType.ClusterUnreachable,
+      false,
+      `${where}: cannot reach the apiserver (${netCode})${deepest ? `: ${deepest}` : ''}`,
+      {
+        cluster,
+        operation,
+        errorCode: netCode,
+      },
+    );
   }
   // Anything else is a bug or a surprise: keep it retryable, say where it happened.
   const e = err instanceof Error ? err : new Error(String(err));
-  return ApplicationFailure.create({ type: e.name || 'Error', message: `${where}: ${e.message}`, details: [{ cluster, operation }] });
+  return ApplicationFailure.create({
+    type: e.name || 'Error',
+    message: `${where}: ${e.message}`,
+    details: [{ cluster, operation }],
+  });
 }
 
 /** Runs one Kubernetes call, mapping what it throws. */

@@ -13,14 +13,26 @@ import { FailureType } from '../../model/reasons.ts';
 import type { RollbackInput, RollbackResult } from '../types.ts';
 import type { ClusterClients } from './clients.ts';
 import { readDeployment, serverSideApply } from './apply.ts';
-import { describeRef, imageOf, labelSelector, LABEL_POD_TEMPLATE_HASH, ownedBy, replicaSetHasRevision, revisionOf } from './deployment.ts';
+import {
+  describeRef,
+  imageOf,
+  labelSelector,
+  LABEL_POD_TEMPLATE_HASH,
+  ownedBy,
+  replicaSetHasRevision,
+  revisionOf,
+} from './deployment.ts';
 import { httpStatusOf, kube } from './errors.ts';
 
 function managedByFlotilla(o: { metadata?: { labels?: Record<string, string> } } | undefined): boolean {
   return o?.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY;
 }
 
-async function deleteIgnoringMissing(c: ClusterClients, what: string, fn: () => Promise<unknown>): Promise<void> {
+async function deleteIgnoringMissing(
+  c: ClusterClients,
+  what: string,
+  fn: () => Promise<unknown>,
+): Promise<void> {
   try {
     await kube(c.cluster, `delete ${what}`, fn);
   } catch (err) {
@@ -56,14 +68,21 @@ async function removeApp(c: ClusterClients, input: RollbackInput, log: Logger): 
   }
   let svc;
   try {
-    svc = await kube(c.cluster, `read Service ${ref}`, () => c.core.readNamespacedService({ name, namespace }));
+    svc = await kube(c.cluster, `read Service ${ref}`, () =>
+      c.core.readNamespacedService({ name, namespace }),
+    );
   } catch (err) {
     if (httpStatusOf(err) !== 404) throw err;
   }
   if (svc && managedByFlotilla(svc)) {
-    await deleteIgnoringMissing(c, `Service ${ref}`, () => c.core.deleteNamespacedService({ name, namespace }));
+    await deleteIgnoringMissing(c, `Service ${ref}`, () =>
+      c.core.deleteNamespacedService({ name, namespace }),
+    );
   }
-  log.info({ namespace, name, deployment: Boolean(d), service: Boolean(svc) }, 'removed what the delivery created');
+  log.info(
+    { namespace, name, deployment: Boolean(d), service: Boolean(svc) },
+    'removed what the delivery created',
+  );
   return { deleted: true };
 }
 
@@ -83,7 +102,9 @@ function templateOf(t: V1PodTemplateSpec): V1PodTemplateSpec {
  * apply drops any field the manager owned and leaves out.
  */
 function rollbackObject(d: V1Deployment, template: V1PodTemplateSpec, deliveryId: string): KubernetesObject {
-  const own = Object.fromEntries(Object.entries(d.metadata?.annotations ?? {}).filter(([k]) => k.startsWith('flotilla.dev/')));
+  const own = Object.fromEntries(
+    Object.entries(d.metadata?.annotations ?? {}).filter(([k]) => k.startsWith('flotilla.dev/')),
+  );
   const spec = d.spec!;
   return {
     apiVersion: 'apps/v1',
@@ -97,7 +118,9 @@ function rollbackObject(d: V1Deployment, template: V1PodTemplateSpec, deliveryId
     spec: {
       ...(spec.replicas !== undefined ? { replicas: spec.replicas } : {}),
       selector: spec.selector,
-      ...(spec.progressDeadlineSeconds !== undefined ? { progressDeadlineSeconds: spec.progressDeadlineSeconds } : {}),
+      ...(spec.progressDeadlineSeconds !== undefined
+        ? { progressDeadlineSeconds: spec.progressDeadlineSeconds }
+        : {}),
       ...(spec.revisionHistoryLimit !== undefined ? { revisionHistoryLimit: spec.revisionHistoryLimit } : {}),
       ...(spec.strategy ? { strategy: spec.strategy } : {}),
       template,
@@ -105,7 +128,11 @@ function rollbackObject(d: V1Deployment, template: V1PodTemplateSpec, deliveryId
   } as KubernetesObject;
 }
 
-export async function rollbackApp(c: ClusterClients, input: RollbackInput, log: Logger): Promise<RollbackResult> {
+export async function rollbackApp(
+  c: ClusterClients,
+  input: RollbackInput,
+  log: Logger,
+): Promise<RollbackResult> {
   if (input.toRevision === undefined) return removeApp(c, input, log);
   const { namespace, name, toRevision } = input;
   const ref = describeRef(namespace, name);
@@ -133,7 +160,11 @@ export async function rollbackApp(c: ClusterClients, input: RollbackInput, log: 
       message: `cluster "${c.cluster}": ${ref} has no ReplicaSet for revision ${toRevision} (revisions kept: ${known.join(', ') || 'none'})`,
     });
   }
-  const applied = (await serverSideApply(c, rollbackObject(d, templateOf(rs.spec.template), input.deliveryId), `Deployment ${ref} (rollback to revision ${toRevision})`)) as V1Deployment;
+  const applied = (await serverSideApply(
+    c,
+    rollbackObject(d, templateOf(rs.spec.template), input.deliveryId),
+    `Deployment ${ref} (rollback to revision ${toRevision})`,
+  )) as V1Deployment;
   const image = imageOf(applied);
   log.info({ namespace, name, toRevision, image, generation: applied.metadata?.generation }, 'rolled back');
   return { deleted: false, generation: applied.metadata?.generation ?? 0, ...(image ? { image } : {}) };

@@ -12,11 +12,24 @@ import { FailureType } from '../../model/reasons.ts';
 import type { AppClusterState, AppRef, RolloutResult, WaitForRolloutInput } from '../types.ts';
 import type { ClusterClients } from './clients.ts';
 import { readDeployment } from './apply.ts';
-import { describeRef, imageOf, labelSelector, LABEL_POD_TEMPLATE_HASH, ownedBy, revisionOf } from './deployment.ts';
+import {
+  describeRef,
+  imageOf,
+  labelSelector,
+  LABEL_POD_TEMPLATE_HASH,
+  ownedBy,
+  revisionOf,
+} from './deployment.ts';
 import { kube } from './errors.ts';
 
 /** Container waiting reasons that will not fix themselves without a new release. */
-export const FATAL_WAITING_REASONS = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'ErrImageNeverPull']);
+export const FATAL_WAITING_REASONS = new Set([
+  'CrashLoopBackOff',
+  'ImagePullBackOff',
+  'ErrImagePull',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+]);
 
 export interface RolloutProgress {
   observedGeneration: number;
@@ -72,16 +85,21 @@ export function progressOf(d: V1Deployment, generation: number): RolloutProgress
     oldReplicas: Math.max(0, (s.replicas ?? 0) - updatedReplicas),
   };
   let message: string;
-  if (p.observedGeneration < generation) message = `waiting for the controller to see generation ${generation} (at ${p.observedGeneration})`;
+  if (p.observedGeneration < generation)
+    message = `waiting for the controller to see generation ${generation} (at ${p.observedGeneration})`;
   else if (updatedReplicas < replicas) message = `${updatedReplicas} of ${replicas} new replicas updated`;
   else if (p.oldReplicas > 0) message = `${p.oldReplicas} old replicas pending termination`;
-  else if (p.availableReplicas < updatedReplicas || p.readyReplicas < replicas) message = `${p.availableReplicas} of ${updatedReplicas} updated replicas available`;
+  else if (p.availableReplicas < updatedReplicas || p.readyReplicas < replicas)
+    message = `${p.availableReplicas} of ${updatedReplicas} updated replicas available`;
   else message = `${replicas} of ${replicas} replicas ready`;
   return { ...p, message };
 }
 
 /** What is wrong with one new pod, if something clearly is. */
-export function podProblem(pod: V1Pod, o: Pick<Observation, 'now' | 'unreadySeen' | 'unreadyGraceMs'>): string | undefined {
+export function podProblem(
+  pod: V1Pod,
+  o: Pick<Observation, 'now' | 'unreadySeen' | 'unreadyGraceMs'>,
+): string | undefined {
   if (pod.metadata?.deletionTimestamp) return undefined;
   const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
   for (const cs of statuses) {
@@ -112,7 +130,9 @@ export function assessRollout(o: Observation): Verdict {
   const d = o.deployment;
   const progress = progressOf(d, o.generation);
   if (progress.observedGeneration < o.generation) return { kind: 'waiting', progress };
-  const deadline = d.status?.conditions?.find((c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded');
+  const deadline = d.status?.conditions?.find(
+    (c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded',
+  );
   const pods = o.newPods.flatMap((p) => {
     const problem = podProblem(p, o);
     return problem ? [{ pod: p.metadata?.name ?? '?', problem }] : [];
@@ -124,7 +144,12 @@ export function assessRollout(o: Observation): Verdict {
     progress.readyReplicas >= progress.replicas;
   if (complete) return { kind: 'done', progress };
   if (deadline) {
-    return { kind: 'failed', progress, reason: `progress deadline exceeded: ${deadline.message ?? ''}`.trim(), pods };
+    return {
+      kind: 'failed',
+      progress,
+      reason: `progress deadline exceeded: ${deadline.message ?? ''}`.trim(),
+      pods,
+    };
   }
   if (pods.length > 0) return { kind: 'failed', progress, reason: 'new pods are failing', pods };
   return { kind: 'waiting', progress };
@@ -143,24 +168,37 @@ async function newPods(c: ClusterClients, d: V1Deployment): Promise<V1Pod[]> {
   const hash = current?.metadata?.labels?.[LABEL_POD_TEMPLATE_HASH];
   if (!hash) return [];
   const pods = await kube(c.cluster, `list pods of ${ref}`, () =>
-    c.core.listNamespacedPod({ namespace, labelSelector: labelSelector(d.spec?.selector, { [LABEL_POD_TEMPLATE_HASH]: hash }) }),
+    c.core.listNamespacedPod({
+      namespace,
+      labelSelector: labelSelector(d.spec?.selector, { [LABEL_POD_TEMPLATE_HASH]: hash }),
+    }),
   );
   return pods.items;
 }
 
 /** The latest few events of each pod, oldest first, one line each. */
-export async function podEvents(c: ClusterClients, namespace: string, pods: string[], perPod = 5): Promise<Record<string, string[]>> {
+export async function podEvents(
+  c: ClusterClients,
+  namespace: string,
+  pods: string[],
+  perPod = 5,
+): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
   for (const pod of pods) {
     try {
       const list = await kube(c.cluster, `list events of pod ${namespace}/${pod}`, () =>
-        c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}` }),
+        c.core.listNamespacedEvent({
+          namespace,
+          fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}`,
+        }),
       );
       const at = (e: CoreV1Event) => ms(e.lastTimestamp) ?? ms(e.eventTime) ?? ms(e.firstTimestamp) ?? 0;
       out[pod] = [...list.items]
         .sort((a, b) => at(a) - at(b))
         .slice(-perPod)
-        .map((e) => `${e.type ?? ''} ${e.reason ?? ''}${(e.count ?? 1) > 1 ? ` (x${e.count})` : ''}: ${e.message ?? ''}`.trim());
+        .map((e) =>
+          `${e.type ?? ''} ${e.reason ?? ''}${(e.count ?? 1) > 1 ? ` (x${e.count})` : ''}: ${e.message ?? ''}`.trim(),
+        );
     } catch {
       out[pod] = ['(events could not be read)'];
     }
@@ -215,11 +253,25 @@ export async function waitForRollout(
         message: `cluster "${c.cluster}": Deployment ${ref} does not exist (deleted while waiting for its rollout?)`,
       });
     }
-    const first = assessRollout({ deployment: d, generation: input.generation, newPods: [], now: Date.now(), unreadySeen, unreadyGraceMs: input.unreadyGraceMs });
+    const first = assessRollout({
+      deployment: d,
+      generation: input.generation,
+      newPods: [],
+      now: Date.now(),
+      unreadySeen,
+      unreadyGraceMs: input.unreadyGraceMs,
+    });
     // Look at the pods only while the rollout is under way and the controller has seen our generation.
     const verdict =
       first.kind === 'waiting' && first.progress.observedGeneration >= input.generation
-        ? assessRollout({ deployment: d, generation: input.generation, newPods: await newPods(c, d), now: Date.now(), unreadySeen, unreadyGraceMs: input.unreadyGraceMs })
+        ? assessRollout({
+            deployment: d,
+            generation: input.generation,
+            newPods: await newPods(c, d),
+            now: Date.now(),
+            unreadySeen,
+            unreadyGraceMs: input.unreadyGraceMs,
+          })
         : first;
     ctx.heartbeat({ ...verdict.progress, elapsedMs: Date.now() - started });
     if (verdict.kind === 'done') {
@@ -229,18 +281,28 @@ export async function waitForRollout(
     }
     if (verdict.kind === 'failed') {
       const shown = verdict.pods.slice(0, timing.maxPodsInMessage);
-      const events = await podEvents(c, namespace, shown.map((p) => p.pod));
+      const events = await podEvents(
+        c,
+        namespace,
+        shown.map((p) => p.pod),
+      );
       const podText = shown
-        .map((p) => `pod ${p.pod}: ${p.problem}${events[p.pod]?.length ? `; events: ${events[p.pod]!.join(' | ')}` : '; no events'}`)
+        .map(
+          (p) =>
+            `pod ${p.pod}: ${p.problem}${events[p.pod]?.length ? `; events: ${events[p.pod]!.join(' | ')}` : '; no events'}`,
+        )
         .join('; ');
-      const more = verdict.pods.length > shown.length ? ` (and ${verdict.pods.length - shown.length} more pods)` : '';
+      const more =
+        verdict.pods.length > shown.length ? ` (and ${verdict.pods.length - shown.length} more pods)` : '';
       const message = `cluster "${c.cluster}": rollout of ${ref} failed: ${verdict.reason} (${verdict.progress.message})${podText ? `; ${podText}` : ''}${more}`;
       log.warn({ namespace, name, pods: verdict.pods }, 'rollout failed');
       throw ApplicationFailure.create({
         type: FailureType.RolloutFailed,
         nonRetryable: true,
         message,
-        details: [{ cluster: c.cluster, reason: verdict.reason, pods: shown, events, progress: verdict.progress }],
+        details: [
+          { cluster: c.cluster, reason: verdict.reason, pods: shown, events, progress: verdict.progress },
+        ],
       });
     }
     const elapsed = Date.now() - started;

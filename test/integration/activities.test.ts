@@ -12,7 +12,16 @@ import { DefaultLogger } from '@temporalio/worker';
 import { createClusterActivities } from '../../activities/index.ts';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
 import type { ClusterActivities } from '../../activities/types.ts';
-import { AppSpecSchema, FailureType, planDeploy, toClusterInfo, type AppSpec, type AppSpecInput, type Cluster, type ClusterTarget } from '../../model/index.ts';
+import {
+  AppSpecSchema,
+  FailureType,
+  planDeploy,
+  toClusterInfo,
+  type AppSpec,
+  type AppSpecInput,
+  type Cluster,
+  type ClusterTarget,
+} from '../../model/index.ts';
 import { fault } from '../../stack/index.ts';
 import { readState } from '../../stack/process.ts';
 import type { StackInfo } from '../../stack/types.ts';
@@ -47,10 +56,18 @@ const [A, B] = [inventory.clusters[0]!.name, inventory.clusters[1]!.name];
 /** Runs an activity in a fresh test activity Context; collects its heartbeats. */
 function activity() {
   // The SDK logs every failed activity at WARN; the failures here are expected, the assertions say what matters.
-  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 20_000 }, { logger: new DefaultLogger('ERROR') });
+  const env = new MockActivityEnvironment(
+    { heartbeatTimeoutMs: 20_000 },
+    { logger: new DefaultLogger('ERROR') },
+  );
   const heartbeats: unknown[] = [];
   env.on('heartbeat', (d: unknown) => heartbeats.push(d));
-  return { env, heartbeats, run: <A extends unknown[], R>(fn: (...a: A) => Promise<R>, ...args: A) => env.run(fn, ...args) as Promise<R> };
+  return {
+    env,
+    heartbeats,
+    run: <A extends unknown[], R>(fn: (...a: A) => Promise<R>, ...args: A) =>
+      env.run(fn, ...args) as Promise<R>,
+  };
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -71,8 +88,20 @@ function newNamespace(cluster: string, prefix: string): string {
   return ns;
 }
 
-function appIn(cluster: string, namespace: string, over: Partial<AppSpecInput> = {}): { app: AppSpec; target: ClusterTarget } {
-  const app = AppSpecSchema.parse({ name: 'web', namespace, image: image('v1'), replicas: 3, distribution: 'duplicated', placement: { clusters: [cluster] }, ...over });
+function appIn(
+  cluster: string,
+  namespace: string,
+  over: Partial<AppSpecInput> = {},
+): { app: AppSpec; target: ClusterTarget } {
+  const app = AppSpecSchema.parse({
+    name: 'web',
+    namespace,
+    image: image('v1'),
+    replicas: 3,
+    distribution: 'duplicated',
+    placement: { clusters: [cluster] },
+    ...over,
+  });
   return { app, target: planDeploy(app, fleet).targets[cluster]! };
 }
 
@@ -83,7 +112,11 @@ async function deploymentIn(h: Handle, namespace: string, name = 'web') {
 afterAll(async () => {
   await Promise.all(
     [...namespaces].flatMap(([cluster, set]) =>
-      [...set].map((name) => on(cluster).clients.core.deleteNamespace({ name }).catch(() => undefined)),
+      [...set].map((name) =>
+        on(cluster)
+          .clients.core.deleteNamespace({ name })
+          .catch(() => undefined),
+      ),
     ),
   );
 });
@@ -101,19 +134,41 @@ describe(`apply, wait, roll back in ${A}`, () => {
     expect(applied.previousRevision).toBeUndefined();
     expect(applied.generation).toBeGreaterThan(0);
 
-    const r = await a.run(h.acts.waitForRollout, { cluster: A, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 60_000, unreadyGraceMs: GRACE_MS });
-    expect(r).toMatchObject({ revision: 1, image: image('v1'), replicas: 3, updatedReplicas: 3, readyReplicas: 3, availableReplicas: 3 });
+    const r = await a.run(h.acts.waitForRollout, {
+      cluster: A,
+      namespace: ns,
+      name: 'web',
+      generation: applied.generation,
+      timeoutMs: 60_000,
+      unreadyGraceMs: GRACE_MS,
+    });
+    expect(r).toMatchObject({
+      revision: 1,
+      image: image('v1'),
+      replicas: 3,
+      updatedReplicas: 3,
+      readyReplicas: 3,
+      availableReplicas: 3,
+    });
     expect(a.heartbeats.length).toBeGreaterThan(0);
     expect(a.heartbeats.at(-1)).toMatchObject({ replicas: 3, generation: applied.generation });
 
     const d = await deploymentIn(h, ns);
     expect(d.spec?.template.spec?.containers[0]?.image).toBe(image('v1'));
     expect(d.status?.readyReplicas).toBe(3);
-    expect(d.metadata?.managedFields?.some((m) => m.manager === 'flotilla' && m.operation === 'Apply')).toBe(true);
+    expect(d.metadata?.managedFields?.some((m) => m.manager === 'flotilla' && m.operation === 'Apply')).toBe(
+      true,
+    );
     const svc = await h.clients.core.readNamespacedService({ name: 'web', namespace: ns });
     expect(svc.spec?.selector).toEqual({ 'app.kubernetes.io/name': 'web' });
 
-    expect(await a.run(h.acts.readAppState, { cluster: A, namespace: ns, name: 'web' })).toMatchObject({ exists: true, revision: 1, image: image('v1'), replicas: 3, readyReplicas: 3 });
+    expect(await a.run(h.acts.readAppState, { cluster: A, namespace: ns, name: 'web' })).toMatchObject({
+      exists: true,
+      revision: 1,
+      image: image('v1'),
+      replicas: 3,
+      readyReplicas: 3,
+    });
   });
 
   it('a repeated apply of the same delivery changes nothing and reports the same "before"', async () => {
@@ -129,17 +184,49 @@ describe(`apply, wait, roll back in ${A}`, () => {
     const a = activity();
     const applied = await a.run(h.acts.applyApp, { cluster: A, app, target, deliveryId: next });
     expect(applied).toMatchObject({ created: false, previousRevision: 1, previousImage: image('v1') });
-    const v2 = await a.run(h.acts.waitForRollout, { cluster: A, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 60_000, unreadyGraceMs: GRACE_MS });
+    const v2 = await a.run(h.acts.waitForRollout, {
+      cluster: A,
+      namespace: ns,
+      name: 'web',
+      generation: applied.generation,
+      timeoutMs: 60_000,
+      unreadyGraceMs: GRACE_MS,
+    });
     expect(v2).toMatchObject({ revision: 2, image: image('v2'), readyReplicas: 3 });
 
-    const rb = await a.run(h.acts.rollbackApp, { cluster: A, namespace: ns, name: 'web', toRevision: 1, deliveryId: next });
+    const rb = await a.run(h.acts.rollbackApp, {
+      cluster: A,
+      namespace: ns,
+      name: 'web',
+      toRevision: 1,
+      deliveryId: next,
+    });
     expect(rb).toMatchObject({ deleted: false, image: image('v1') });
-    const back = await a.run(h.acts.waitForRollout, { cluster: A, namespace: ns, name: 'web', generation: rb.generation!, timeoutMs: 60_000, unreadyGraceMs: GRACE_MS });
+    const back = await a.run(h.acts.waitForRollout, {
+      cluster: A,
+      namespace: ns,
+      name: 'web',
+      generation: rb.generation!,
+      timeoutMs: 60_000,
+      unreadyGraceMs: GRACE_MS,
+    });
     // The controller reuses revision 1's ReplicaSet and renumbers it 3, as `kubectl rollout undo` does.
-    expect(back).toMatchObject({ revision: 3, image: image('v1'), replicas: 3, readyReplicas: 3, updatedReplicas: 3 });
+    expect(back).toMatchObject({
+      revision: 3,
+      image: image('v1'),
+      replicas: 3,
+      readyReplicas: 3,
+      updatedReplicas: 3,
+    });
 
     // Repeating the rollback (a retried activity) finds the renumbered ReplicaSet and changes nothing.
-    const again = await a.run(h.acts.rollbackApp, { cluster: A, namespace: ns, name: 'web', toRevision: 1, deliveryId: next });
+    const again = await a.run(h.acts.rollbackApp, {
+      cluster: A,
+      namespace: ns,
+      name: 'web',
+      toRevision: 1,
+      deliveryId: next,
+    });
     expect(again).toEqual({ deleted: false, generation: rb.generation, image: image('v1') });
 
     const d = await deploymentIn(h, ns);
@@ -150,7 +237,15 @@ describe(`apply, wait, roll back in ${A}`, () => {
   });
 
   it('rollbackApp to a revision that was never there fails with NoPreviousRevision', async () => {
-    const f = await failureOf(activity().run(h.acts.rollbackApp, { cluster: A, namespace: ns, name: 'web', toRevision: 42, deliveryId }));
+    const f = await failureOf(
+      activity().run(h.acts.rollbackApp, {
+        cluster: A,
+        namespace: ns,
+        name: 'web',
+        toRevision: 42,
+        deliveryId,
+      }),
+    );
     expect(f).toMatchObject({ type: FailureType.NoPreviousRevision, nonRetryable: true });
     expect(f.message).toMatch(/revision 42/);
   });
@@ -164,10 +259,18 @@ describe(`first deploy rolled back in ${A}`, () => {
     const { app, target } = appIn(A, ns, { replicas: 1 });
     const a = activity();
     await a.run(h.acts.applyApp, { cluster: A, app, target, deliveryId });
-    expect(await a.run(h.acts.rollbackApp, { cluster: A, namespace: ns, name: 'web', deliveryId })).toEqual({ deleted: true });
-    expect(await a.run(h.acts.rollbackApp, { cluster: A, namespace: ns, name: 'web', deliveryId })).toEqual({ deleted: true });
-    expect(await a.run(h.acts.readAppState, { cluster: A, namespace: ns, name: 'web' })).toEqual({ exists: false });
-    await expect(h.clients.core.readNamespacedService({ name: 'web', namespace: ns })).rejects.toMatchObject({ code: 404 });
+    expect(await a.run(h.acts.rollbackApp, { cluster: A, namespace: ns, name: 'web', deliveryId })).toEqual({
+      deleted: true,
+    });
+    expect(await a.run(h.acts.rollbackApp, { cluster: A, namespace: ns, name: 'web', deliveryId })).toEqual({
+      deleted: true,
+    });
+    expect(await a.run(h.acts.readAppState, { cluster: A, namespace: ns, name: 'web' })).toEqual({
+      exists: false,
+    });
+    await expect(h.clients.core.readNamespacedService({ name: 'web', namespace: ns })).rejects.toMatchObject({
+      code: 404,
+    });
   });
 });
 
@@ -176,11 +279,28 @@ describe(`clear failures in ${A}`, () => {
 
   it('pods that never become ready fail waitForRollout with RolloutFailed, naming the pod, soon after the grace', async () => {
     const ns = newNamespace(A, 'unready');
-    const { app, target } = appIn(A, ns, { replicas: 2, template: { annotations: { 'flotilla.dev/simulate': 'unready' } } });
+    const { app, target } = appIn(A, ns, {
+      replicas: 2,
+      template: { annotations: { 'flotilla.dev/simulate': 'unready' } },
+    });
     const a = activity();
-    const applied = await a.run(h.acts.applyApp, { cluster: A, app, target, deliveryId: `delivery-${randomUUID()}` });
+    const applied = await a.run(h.acts.applyApp, {
+      cluster: A,
+      app,
+      target,
+      deliveryId: `delivery-${randomUUID()}`,
+    });
     const t0 = Date.now();
-    const f = await failureOf(a.run(h.acts.waitForRollout, { cluster: A, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 120_000, unreadyGraceMs: GRACE_MS }));
+    const f = await failureOf(
+      a.run(h.acts.waitForRollout, {
+        cluster: A,
+        namespace: ns,
+        name: 'web',
+        generation: applied.generation,
+        timeoutMs: 120_000,
+        unreadyGraceMs: GRACE_MS,
+      }),
+    );
     const took = Date.now() - t0;
     expect(f).toMatchObject({ type: FailureType.RolloutFailed, nonRetryable: true });
     expect(took).toBeGreaterThanOrEqual(GRACE_MS - 1000);
@@ -194,11 +314,28 @@ describe(`clear failures in ${A}`, () => {
 
   it('crash-looping pods fail waitForRollout with RolloutFailed at once, naming the pod and the reason', async () => {
     const ns = newNamespace(A, 'crash');
-    const { app, target } = appIn(A, ns, { replicas: 2, template: { annotations: { 'flotilla.dev/simulate': 'crashloop' } } });
+    const { app, target } = appIn(A, ns, {
+      replicas: 2,
+      template: { annotations: { 'flotilla.dev/simulate': 'crashloop' } },
+    });
     const a = activity();
-    const applied = await a.run(h.acts.applyApp, { cluster: A, app, target, deliveryId: `delivery-${randomUUID()}` });
+    const applied = await a.run(h.acts.applyApp, {
+      cluster: A,
+      app,
+      target,
+      deliveryId: `delivery-${randomUUID()}`,
+    });
     const t0 = Date.now();
-    const f = await failureOf(a.run(h.acts.waitForRollout, { cluster: A, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 120_000, unreadyGraceMs: 60_000 }));
+    const f = await failureOf(
+      a.run(h.acts.waitForRollout, {
+        cluster: A,
+        namespace: ns,
+        name: 'web',
+        generation: applied.generation,
+        timeoutMs: 120_000,
+        unreadyGraceMs: 60_000,
+      }),
+    );
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(f).toMatchObject({ type: FailureType.RolloutFailed, nonRetryable: true });
     expect(f.message).toMatch(/CrashLoopBackOff/);
@@ -208,20 +345,52 @@ describe(`clear failures in ${A}`, () => {
 
   it('a rollout that does not finish in time fails with RolloutTimeout', async () => {
     const ns = newNamespace(A, 'timeout');
-    const { app, target } = appIn(A, ns, { replicas: 1, template: { annotations: { 'flotilla.dev/simulate': 'unready' } } });
+    const { app, target } = appIn(A, ns, {
+      replicas: 1,
+      template: { annotations: { 'flotilla.dev/simulate': 'unready' } },
+    });
     const a = activity();
-    const applied = await a.run(h.acts.applyApp, { cluster: A, app, target, deliveryId: `delivery-${randomUUID()}` });
-    const f = await failureOf(a.run(h.acts.waitForRollout, { cluster: A, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 3_000, unreadyGraceMs: 600_000 }));
+    const applied = await a.run(h.acts.applyApp, {
+      cluster: A,
+      app,
+      target,
+      deliveryId: `delivery-${randomUUID()}`,
+    });
+    const f = await failureOf(
+      a.run(h.acts.waitForRollout, {
+        cluster: A,
+        namespace: ns,
+        name: 'web',
+        generation: applied.generation,
+        timeoutMs: 3_000,
+        unreadyGraceMs: 600_000,
+      }),
+    );
     expect(f).toMatchObject({ type: FailureType.RolloutTimeout, nonRetryable: true });
     expect(f.message).toMatch(/not complete after \d+s/);
   });
 
   it('waitForRollout stops when the activity is cancelled', async () => {
     const ns = newNamespace(A, 'cancel');
-    const { app, target } = appIn(A, ns, { replicas: 1, template: { annotations: { 'flotilla.dev/simulate': 'unready' } } });
+    const { app, target } = appIn(A, ns, {
+      replicas: 1,
+      template: { annotations: { 'flotilla.dev/simulate': 'unready' } },
+    });
     const a = activity();
-    const applied = await a.run(h.acts.applyApp, { cluster: A, app, target, deliveryId: `delivery-${randomUUID()}` });
-    const waiting = a.run(h.acts.waitForRollout, { cluster: A, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 120_000, unreadyGraceMs: 600_000 });
+    const applied = await a.run(h.acts.applyApp, {
+      cluster: A,
+      app,
+      target,
+      deliveryId: `delivery-${randomUUID()}`,
+    });
+    const waiting = a.run(h.acts.waitForRollout, {
+      cluster: A,
+      namespace: ns,
+      name: 'web',
+      generation: applied.generation,
+      timeoutMs: 120_000,
+      unreadyGraceMs: 600_000,
+    });
     await new Promise((r) => setTimeout(r, 2_500));
     const t0 = Date.now();
     a.env.cancel();
@@ -234,11 +403,20 @@ describe(`clear failures in ${A}`, () => {
     const ns = newNamespace(A, 'invalid');
     const { app, target } = appIn(A, ns, { replicas: 1 });
     const bad = { ...target, resources: { requests: { cpu: 'lots' } } };
-    const f = await failureOf(activity().run(h.acts.applyApp, { cluster: A, app, target: bad, deliveryId: `delivery-${randomUUID()}` }));
+    const f = await failureOf(
+      activity().run(h.acts.applyApp, {
+        cluster: A,
+        app,
+        target: bad,
+        deliveryId: `delivery-${randomUUID()}`,
+      }),
+    );
     expect(f).toMatchObject({ type: FailureType.InvalidManifest, nonRetryable: true });
     expect(f.message).toContain(`cluster "${A}"`);
     expect(f.message).toMatch(/quantit/i);
-    expect(await activity().run(h.acts.readAppState, { cluster: A, namespace: ns, name: 'web' })).toEqual({ exists: false });
+    expect(await activity().run(h.acts.readAppState, { cluster: A, namespace: ns, name: 'web' })).toEqual({
+      exists: false,
+    });
   });
 
   it('refuses an input meant for another cluster', async () => {
@@ -261,7 +439,9 @@ describe(`${B} down, then back`, () => {
     const { app, target } = appIn(B, ns, { replicas: 1 });
     const deliveryId = `delivery-${randomUUID()}`;
     const a = activity();
-    expect(await a.run(h.acts.readAppState, { cluster: B, namespace: ns, name: 'web' })).toEqual({ exists: false }); // connected before
+    expect(await a.run(h.acts.readAppState, { cluster: B, namespace: ns, name: 'web' })).toEqual({
+      exists: false,
+    }); // connected before
 
     await fault('cluster-down', B, stackOpts());
     down = true;
@@ -269,14 +449,30 @@ describe(`${B} down, then back`, () => {
     expect(f).toMatchObject({ type: FailureType.ClusterUnreachable, nonRetryable: false });
     expect(f.message).toContain(`cluster "${B}"`);
     expect(f.message).toMatch(/ECONNREFUSED/);
-    const w = await failureOf(a.run(h.acts.waitForRollout, { cluster: B, namespace: ns, name: 'web', generation: 1, timeoutMs: 10_000, unreadyGraceMs: GRACE_MS }));
+    const w = await failureOf(
+      a.run(h.acts.waitForRollout, {
+        cluster: B,
+        namespace: ns,
+        name: 'web',
+        generation: 1,
+        timeoutMs: 10_000,
+        unreadyGraceMs: GRACE_MS,
+      }),
+    );
     expect(w).toMatchObject({ type: FailureType.ClusterUnreachable, nonRetryable: false });
 
     await fault('cluster-up', B, stackOpts());
     down = false;
     // What Temporal would do next: retry the apply, then wait.
     const applied = await a.run(h.acts.applyApp, { cluster: B, app, target, deliveryId });
-    const r = await a.run(h.acts.waitForRollout, { cluster: B, namespace: ns, name: 'web', generation: applied.generation, timeoutMs: 60_000, unreadyGraceMs: GRACE_MS });
+    const r = await a.run(h.acts.waitForRollout, {
+      cluster: B,
+      namespace: ns,
+      name: 'web',
+      generation: applied.generation,
+      timeoutMs: 60_000,
+      unreadyGraceMs: GRACE_MS,
+    });
     expect(r).toMatchObject({ image: image('v1'), readyReplicas: 1 });
   });
 });

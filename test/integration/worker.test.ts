@@ -31,7 +31,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('configuration', () => {
   it('reads the environment, with defaults for what is not secret, and freezes it', () => {
-    const c = loadConfig({ FLOTILLA_INVENTORY: '/x/inventory.yaml', FLOTILLA_CLUSTERS: 'cloud-hk, beijing', FLOTILLA_LOG_LEVEL: 'warn' });
+    const c = loadConfig({
+      FLOTILLA_INVENTORY: '/x/inventory.yaml',
+      FLOTILLA_CLUSTERS: 'cloud-hk, beijing',
+      FLOTILLA_LOG_LEVEL: 'warn',
+    });
     expect(c).toEqual({
       temporal: { address: '127.0.0.1:7233', namespace: 'default' },
       inventoryPath: '/x/inventory.yaml',
@@ -44,12 +48,17 @@ describe('configuration', () => {
     const all = loadConfig({ FLOTILLA_INVENTORY: 'i.yaml' });
     expect(all.hub).toBe(true);
     expect(all.clusters).toBeUndefined();
-    expect(loadConfig({ FLOTILLA_INVENTORY: 'i.yaml', FLOTILLA_CLUSTERS: '', FLOTILLA_HUB: 'true' })).toMatchObject({ hub: true, clusters: [] });
+    expect(
+      loadConfig({ FLOTILLA_INVENTORY: 'i.yaml', FLOTILLA_CLUSTERS: '', FLOTILLA_HUB: 'true' }),
+    ).toMatchObject({ hub: true, clusters: [] });
   });
 
   it('takes a file, with the environment winning', () => {
     const file = join(dir, 'worker.yaml');
-    writeFileSync(file, 'temporal: { address: "10.0.0.1:7233", namespace: prod }\ninventoryPath: /etc/flotilla/inventory.yaml\nlogLevel: debug\n');
+    writeFileSync(
+      file,
+      'temporal: { address: "10.0.0.1:7233", namespace: prod }\ninventoryPath: /etc/flotilla/inventory.yaml\nlogLevel: debug\n',
+    );
     expect(loadConfig({ FLOTILLA_CONFIG: file, FLOTILLA_TEMPORAL_NAMESPACE: 'staging' })).toMatchObject({
       temporal: { address: '10.0.0.1:7233', namespace: 'staging' },
       inventoryPath: '/etc/flotilla/inventory.yaml',
@@ -80,7 +89,12 @@ describe('inventory from the stack', () => {
     expect(inv.clusters.map((c) => c.name)).toEqual(stack.clusters.map((c) => c.name));
     for (const c of stack.clusters) {
       const got = inv.clusters.find((x) => x.name === c.name)!;
-      expect(got).toMatchObject({ region: c.region, provider: c.provider, capacity: c.capacity, kubeconfig: { path: c.kubeconfig } });
+      expect(got).toMatchObject({
+        region: c.region,
+        provider: c.provider,
+        capacity: c.capacity,
+        kubeconfig: { path: c.kubeconfig },
+      });
       expect(got.mirror).toBe(stack.registries.find((r) => r.name === c.mirror)!.host);
     }
   });
@@ -88,7 +102,11 @@ describe('inventory from the stack', () => {
   it('the CLI prints YAML that loads back as the same inventory', async () => {
     const stackFile = join(dir, 'stack.json');
     writeFileSync(stackFile, JSON.stringify(stack));
-    const { stdout } = await promisify(execFile)(process.execPath, ['worker/inventory-from-stack.ts', '--stack', stackFile], { cwd: join(import.meta.dirname, '../..') });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['worker/inventory-from-stack.ts', '--stack', stackFile],
+      { cwd: join(import.meta.dirname, '../..') },
+    );
     expect(parseYaml(stdout)).toEqual(JSON.parse(JSON.stringify(inventoryFromStack(stack))));
     const file = join(dir, 'inventory.yaml');
     writeFileSync(file, stdout);
@@ -100,11 +118,19 @@ describe('startWorkers', () => {
   // Queues of their own, so pollers left by other tests cannot answer for ours.
   const run = randomUUID().slice(0, 8);
   const inventory: Inventory = {
-    clusters: inventoryFromStack(stack).clusters.map((c) => ({ ...c, taskQueue: `flotilla-cluster-${c.name}-${run}` })),
+    clusters: inventoryFromStack(stack).clusters.map((c) => ({
+      ...c,
+      taskQueue: `flotilla-cluster-${c.name}-${run}`,
+    })),
   };
   const agentCluster = inventory.clusters.at(-1)!; // cloud-hk in the default fleet
   const others = inventory.clusters.filter((c) => c !== agentCluster);
-  const base = { temporal: { address: stack.temporal.address, namespace: stack.temporal.namespace }, inventoryPath: '(given)', logLevel: 'silent' as const, shutdownGraceMs: 2_000 };
+  const base = {
+    temporal: { address: stack.temporal.address, namespace: stack.temporal.namespace },
+    inventoryPath: '(given)',
+    logLevel: 'silent' as const,
+    shutdownGraceMs: 2_000,
+  };
   let client: Client;
   let connection: Connection;
   let bundle: WorkflowBundle;
@@ -127,7 +153,11 @@ describe('startWorkers', () => {
 
   /** Identities polling a queue for activity (2) or workflow (1) tasks. */
   async function pollers(taskQueue: string, type: 1 | 2): Promise<string[]> {
-    const r = await client.workflowService.describeTaskQueue({ namespace: stack.temporal.namespace, taskQueue: { name: taskQueue }, taskQueueType: type });
+    const r = await client.workflowService.describeTaskQueue({
+      namespace: stack.temporal.namespace,
+      taskQueue: { name: taskQueue },
+      taskQueueType: type,
+    });
     return (r.pollers ?? []).map((p) => p.identity ?? '');
   }
   async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
@@ -157,16 +187,23 @@ describe('startWorkers', () => {
   });
 
   it('refuses a cluster the inventory does not have, naming the ones it has', async () => {
-    await expect(startWorkers(parseConfig({ ...base, clusters: ['atlantis'] }), { logger: silent, inventory })).rejects.toThrow(
-      /FLOTILLA_CLUSTERS \(clusters\): "atlantis" not in the inventory \(has: .*cloud-hk/,
-    );
+    await expect(
+      startWorkers(parseConfig({ ...base, clusters: ['atlantis'] }), { logger: silent, inventory }),
+    ).rejects.toThrow(/FLOTILLA_CLUSTERS \(clusters\): "atlantis" not in the inventory \(has: .*cloud-hk/);
   });
 
   it('a hub-only worker and the agent deliver a real deploy to the agent cluster', async () => {
-    const hub = await startWorkers(parseConfig({ ...base, clusters: [], hub: true }), { logger: silent, inventory, workflowBundle: bundle });
+    const hub = await startWorkers(parseConfig({ ...base, clusters: [], hub: true }), {
+      logger: silent,
+      inventory,
+      workflowBundle: bundle,
+    });
     handles.push(hub);
     expect(hub.queues).toEqual([{ taskQueue: HUB_TASK_QUEUE, serves: 'hub' }]);
-    const agent = await startWorkers(parseConfig({ ...base, clusters: [agentCluster.name] }), { logger: silent, inventory });
+    const agent = await startWorkers(parseConfig({ ...base, clusters: [agentCluster.name] }), {
+      logger: silent,
+      inventory,
+    });
     handles.push(agent);
 
     const namespace = `t-worker-${run}`;

@@ -37,7 +37,9 @@ async function close(server: Server): Promise<void> {
 /** Runs a read of a Deployment against `c` and returns the mapped failure. */
 async function failureOf(c: ClusterClients): Promise<ApplicationFailure> {
   try {
-    await kube(c.cluster, 'read Deployment shop/web', () => c.apps.readNamespacedDeployment({ name: 'web', namespace: 'shop' }));
+    await kube(c.cluster, 'read Deployment shop/web', () =>
+      c.apps.readNamespacedDeployment({ name: 'web', namespace: 'shop' }),
+    );
   } catch (err) {
     expect(err).toBeInstanceOf(ApplicationFailure);
     return err as ApplicationFailure;
@@ -49,7 +51,11 @@ describe('API errors from a Kubernetes-like server', () => {
   let server: Server;
   let url: string;
   // what the server answers to the next request
-  let answer: { code: number; reason: string; message: string; causes?: unknown[] } = { code: 200, reason: '', message: '' };
+  let answer: { code: number; reason: string; message: string; causes?: unknown[] } = {
+    code: 200,
+    reason: '',
+    message: '',
+  };
 
   beforeAll(async () => {
     server = createServer((req, res) => {
@@ -71,10 +77,34 @@ describe('API errors from a Kubernetes-like server', () => {
 
   const table: { code: number; reason: string; type: string; nonRetryable: boolean; causes?: unknown[] }[] = [
     { code: 400, reason: 'BadRequest', type: FailureType.InvalidManifest, nonRetryable: true },
-    { code: 422, reason: 'Invalid', type: FailureType.InvalidManifest, nonRetryable: true, causes: [{ reason: 'FieldValueInvalid', message: 'Invalid value: "lots"', field: 'spec.template.spec.containers[0].resources.requests' }] },
+    {
+      code: 422,
+      reason: 'Invalid',
+      type: FailureType.InvalidManifest,
+      nonRetryable: true,
+      causes: [
+        {
+          reason: 'FieldValueInvalid',
+          message: 'Invalid value: "lots"',
+          field: 'spec.template.spec.containers[0].resources.requests',
+        },
+      ],
+    },
     { code: 401, reason: 'Unauthorized', type: FailureType.Forbidden, nonRetryable: true },
     { code: 403, reason: 'Forbidden', type: FailureType.Forbidden, nonRetryable: true },
-    { code: 403, reason: 'Forbidden', type: FailureType.Conflict, nonRetryable: false, causes: [{ reason: 'NamespaceTerminating', message: 'namespace shop is being terminated', field: 'metadata.namespace' }] },
+    {
+      code: 403,
+      reason: 'Forbidden',
+      type: FailureType.Conflict,
+      nonRetryable: false,
+      causes: [
+        {
+          reason: 'NamespaceTerminating',
+          message: 'namespace shop is being terminated',
+          field: 'metadata.namespace',
+        },
+      ],
+    },
     { code: 404, reason: 'NotFound', type: FailureType.NotFound, nonRetryable: true },
     { code: 409, reason: 'Conflict', type: FailureType.Conflict, nonRetryable: false },
     { code: 429, reason: 'TooManyRequests', type: FailureType.ClusterUnreachable, nonRetryable: false },
@@ -83,7 +113,12 @@ describe('API errors from a Kubernetes-like server', () => {
   ];
 
   it.each(table)('HTTP $code $reason -> $type (nonRetryable: $nonRetryable)', async (row) => {
-    answer = { code: row.code, reason: row.reason, message: `the message for ${row.code}`, ...(row.causes ? { causes: row.causes } : {}) };
+    answer = {
+      code: row.code,
+      reason: row.reason,
+      message: `the message for ${row.code}`,
+      ...(row.causes ? { causes: row.causes } : {}),
+    };
     const f = await failureOf(clientsFor(url));
     expect(f.type).toBe(row.type);
     expect(f.nonRetryable).toBe(row.nonRetryable);
@@ -92,8 +127,15 @@ describe('API errors from a Kubernetes-like server', () => {
     // The generated client drops the body of a 401 (it throws "Unauthorized" without one).
     if (row.code !== 401) expect(f.message).toContain(`the message for ${row.code}`);
     expect(f.message).not.toContain('secret-token-do-not-leak');
-    expect(f.details?.[0]).toMatchObject({ cluster: 'beijing', httpStatus: row.code, ...(row.code !== 401 ? { reason: row.reason } : {}) });
-    if (row.causes) expect((f.details?.[0] as { causes: string[] }).causes[0]).toContain((row.causes[0] as { message: string }).message);
+    expect(f.details?.[0]).toMatchObject({
+      cluster: 'beijing',
+      httpStatus: row.code,
+      ...(row.code !== 401 ? { reason: row.reason } : {}),
+    });
+    if (row.causes)
+      expect((f.details?.[0] as { causes: string[] }).causes[0]).toContain(
+        (row.causes[0] as { message: string }).message,
+      );
   });
 
   it('a 500 of server-side apply that cannot decode the object (a bad quantity) is InvalidManifest, as the apiserver answers it', async () => {
@@ -109,7 +151,11 @@ describe('API errors from a Kubernetes-like server', () => {
   });
 
   it('takes an ApiException whose body is already an object, or plain text', () => {
-    const obj = toFailure(new ApiException(422, 'x', { message: 'spec.replicas: must be >= 0', reason: 'Invalid' }, {}), 'shenzhen', 'apply Deployment a/b');
+    const obj = toFailure(
+      new ApiException(422, 'x', { message: 'spec.replicas: must be >= 0', reason: 'Invalid' }, {}),
+      'shenzhen',
+      'apply Deployment a/b',
+    );
     expect(obj).toMatchObject({ type: FailureType.InvalidManifest, nonRetryable: true });
     expect(obj.message).toContain('spec.replicas: must be >= 0');
     const text = toFailure(new ApiException(502, 'x', 'Bad Gateway', {}), 'shenzhen', 'read Deployment a/b');
@@ -126,7 +172,9 @@ describe('network failures', () => {
     const f = await failureOf(clientsFor(url));
     expect(f.type).toBe(FailureType.ClusterUnreachable);
     expect(f.nonRetryable).toBe(false);
-    expect(f.message).toMatch(/cluster "beijing": read Deployment shop\/web: cannot reach the apiserver \(ECONNREFUSED\)/);
+    expect(f.message).toMatch(
+      /cluster "beijing": read Deployment shop\/web: cannot reach the apiserver \(ECONNREFUSED\)/,
+    );
   });
 
   it('a server that hangs up gives ClusterUnreachable', async () => {
@@ -166,7 +214,11 @@ describe('network failures', () => {
 
 describe('pass-through', () => {
   it('keeps ApplicationFailures and cancellations as they are', () => {
-    const a = ApplicationFailure.create({ type: FailureType.RolloutFailed, nonRetryable: true, message: 'x' });
+    const a = ApplicationFailure.create({
+      type: FailureType.RolloutFailed,
+      nonRetryable: true,
+      message: 'x',
+    });
     expect(toFailure(a, 'c', 'op')).toBe(a);
     const c = new CancelledFailure('cancelled');
     expect(toFailure(c, 'c', 'op')).toBe(c);

@@ -4,27 +4,55 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { assessRollout, podProblem, progressOf, type Observation } from '../../activities/kubernetes/rollout.ts';
+import {
+  assessRollout,
+  podProblem,
+  progressOf,
+  type Observation,
+} from '../../activities/kubernetes/rollout.ts';
 import { replicaSetHasRevision } from '../../activities/kubernetes/deployment.ts';
 
 const NOW = Date.parse('2030-01-01T00:10:00Z');
 
-function deployment(spec: number, status: Partial<NonNullable<V1Deployment['status']>>, generation = 2): V1Deployment {
+function deployment(
+  spec: number,
+  status: Partial<NonNullable<V1Deployment['status']>>,
+  generation = 2,
+): V1Deployment {
   return {
-    metadata: { name: 'web', namespace: 'shop', generation, annotations: { 'deployment.kubernetes.io/revision': '2' } },
-    spec: { replicas: spec, selector: { matchLabels: { app: 'web' } }, template: { spec: { containers: [{ name: 'web', image: 'r/web:v2' }] } } },
+    metadata: {
+      name: 'web',
+      namespace: 'shop',
+      generation,
+      annotations: { 'deployment.kubernetes.io/revision': '2' },
+    },
+    spec: {
+      replicas: spec,
+      selector: { matchLabels: { app: 'web' } },
+      template: { spec: { containers: [{ name: 'web', image: 'r/web:v2' }] } },
+    },
     status: { observedGeneration: generation, ...status },
   };
 }
 
-function pod(name: string, opts: { ready?: boolean; waiting?: string; since?: string; restarts?: number; phase?: string }): V1Pod {
+function pod(
+  name: string,
+  opts: { ready?: boolean; waiting?: string; since?: string; restarts?: number; phase?: string },
+): V1Pod {
   const since = opts.since ?? new Date(NOW - 1000).toISOString();
   return {
     metadata: { name },
     status: {
       phase: opts.phase ?? 'Running',
       startTime: new Date(since),
-      conditions: [{ type: 'Ready', status: opts.ready ? 'True' : 'False', lastTransitionTime: new Date(since), reason: 'ContainersNotReady' }],
+      conditions: [
+        {
+          type: 'Ready',
+          status: opts.ready ? 'True' : 'False',
+          lastTransitionTime: new Date(since),
+          reason: 'ContainersNotReady',
+        },
+      ],
       containerStatuses: [
         {
           name: 'web',
@@ -32,7 +60,9 @@ function pod(name: string, opts: { ready?: boolean; waiting?: string; since?: st
           imageID: '',
           ready: Boolean(opts.ready),
           restartCount: opts.restarts ?? 0,
-          state: opts.waiting ? { waiting: { reason: opts.waiting, message: 'back-off 10s restarting failed container' } } : { running: { startedAt: new Date(since) } },
+          state: opts.waiting
+            ? { waiting: { reason: opts.waiting, message: 'back-off 10s restarting failed container' } }
+            : { running: { startedAt: new Date(since) } },
         },
       ],
     },
@@ -53,7 +83,18 @@ describe('assessRollout', () => {
     { name: 'zero replicas', o: obs(deployment(0, {})), kind: 'done' },
     {
       name: 'controller has not seen the generation',
-      o: obs(deployment(3, { observedGeneration: 1, replicas: 3, updatedReplicas: 3, readyReplicas: 3, availableReplicas: 3 }), [], 20_000, 2),
+      o: obs(
+        deployment(3, {
+          observedGeneration: 1,
+          replicas: 3,
+          updatedReplicas: 3,
+          readyReplicas: 3,
+          availableReplicas: 3,
+        }),
+        [],
+        20_000,
+        2,
+      ),
       kind: 'waiting',
       message: /generation 2/,
     },
@@ -65,7 +106,9 @@ describe('assessRollout', () => {
     },
     {
       name: 'new replicas not all ready',
-      o: obs(deployment(3, { replicas: 3, updatedReplicas: 3, readyReplicas: 2, availableReplicas: 2 }), [pod('web-a', { ready: false })]),
+      o: obs(deployment(3, { replicas: 3, updatedReplicas: 3, readyReplicas: 2, availableReplicas: 2 }), [
+        pod('web-a', { ready: false }),
+      ]),
       kind: 'waiting',
     },
     {
@@ -76,29 +119,44 @@ describe('assessRollout', () => {
           updatedReplicas: 1,
           readyReplicas: 2,
           availableReplicas: 2,
-          conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "web-abc" has timed out progressing.' }],
+          conditions: [
+            {
+              type: 'Progressing',
+              status: 'False',
+              reason: 'ProgressDeadlineExceeded',
+              message: 'ReplicaSet "web-abc" has timed out progressing.',
+            },
+          ],
         }),
       ),
       kind: 'failed',
     },
     {
       name: 'a new pod in CrashLoopBackOff',
-      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2 }), [pod('web-b', { waiting: 'CrashLoopBackOff', restarts: 3 })]),
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1, readyReplicas: 2, availableReplicas: 2 }), [
+        pod('web-b', { waiting: 'CrashLoopBackOff', restarts: 3 }),
+      ]),
       kind: 'failed',
     },
     {
       name: 'a new pod that cannot pull its image',
-      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [pod('web-c', { waiting: 'ImagePullBackOff', phase: 'Pending' })]),
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [
+        pod('web-c', { waiting: 'ImagePullBackOff', phase: 'Pending' }),
+      ]),
       kind: 'failed',
     },
     {
       name: 'a new pod unready for longer than the grace',
-      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [pod('web-d', { since: new Date(NOW - 30_000).toISOString() })]),
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [
+        pod('web-d', { since: new Date(NOW - 30_000).toISOString() }),
+      ]),
       kind: 'failed',
     },
     {
       name: 'a new pod unready within the grace',
-      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [pod('web-e', { since: new Date(NOW - 5_000).toISOString() })]),
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [
+        pod('web-e', { since: new Date(NOW - 5_000).toISOString() }),
+      ]),
       kind: 'waiting',
     },
   ];
@@ -110,10 +168,17 @@ describe('assessRollout', () => {
   });
 
   it('names the failing pods and what is wrong with them', () => {
-    const v = assessRollout(obs(deployment(2, { replicas: 2, updatedReplicas: 1 }), [pod('web-x', { waiting: 'CrashLoopBackOff', restarts: 4 }), pod('web-y', { ready: true })]));
+    const v = assessRollout(
+      obs(deployment(2, { replicas: 2, updatedReplicas: 1 }), [
+        pod('web-x', { waiting: 'CrashLoopBackOff', restarts: 4 }),
+        pod('web-y', { ready: true }),
+      ]),
+    );
     expect(v.kind).toBe('failed');
     if (v.kind !== 'failed') return;
-    expect(v.pods).toEqual([{ pod: 'web-x', problem: expect.stringMatching(/container web is CrashLoopBackOff \(restarts: 4\)/) }]);
+    expect(v.pods).toEqual([
+      { pod: 'web-x', problem: expect.stringMatching(/container web is CrashLoopBackOff \(restarts: 4\)/) },
+    ]);
   });
 
   it('counts unready time from when the activity first saw it, when the pod clock says less', () => {
@@ -121,11 +186,18 @@ describe('assessRollout', () => {
     const p = pod('web-z', { since: new Date(NOW + 60_000).toISOString() }); // a pod clock ahead of ours
     expect(podProblem(p, { now: NOW, unreadySeen: seen, unreadyGraceMs: 10_000 })).toBeUndefined();
     expect(podProblem(p, { now: NOW + 9_000, unreadySeen: seen, unreadyGraceMs: 10_000 })).toBeUndefined();
-    expect(podProblem(p, { now: NOW + 11_000, unreadySeen: seen, unreadyGraceMs: 10_000 })).toMatch(/Running but not Ready for 11s/);
+    expect(podProblem(p, { now: NOW + 11_000, unreadySeen: seen, unreadyGraceMs: 10_000 })).toMatch(
+      /Running but not Ready for 11s/,
+    );
   });
 
   it('reports progress counts', () => {
-    expect(progressOf(deployment(3, { replicas: 4, updatedReplicas: 2, readyReplicas: 3, availableReplicas: 3 }), 2)).toMatchObject({
+    expect(
+      progressOf(
+        deployment(3, { replicas: 4, updatedReplicas: 2, readyReplicas: 3, availableReplicas: 3 }),
+        2,
+      ),
+    ).toMatchObject({
       replicas: 3,
       updatedReplicas: 2,
       readyReplicas: 3,
@@ -138,7 +210,14 @@ describe('assessRollout', () => {
 
 describe('replicaSetHasRevision', () => {
   it('finds a revision renumbered by an earlier rollback through revision-history', () => {
-    const rs = { metadata: { annotations: { 'deployment.kubernetes.io/revision': '4', 'deployment.kubernetes.io/revision-history': '1,3' } } };
+    const rs = {
+      metadata: {
+        annotations: {
+          'deployment.kubernetes.io/revision': '4',
+          'deployment.kubernetes.io/revision-history': '1,3',
+        },
+      },
+    };
     expect(replicaSetHasRevision(rs, 4)).toBe(true);
     expect(replicaSetHasRevision(rs, 1)).toBe(true);
     expect(replicaSetHasRevision(rs, 2)).toBe(false);
