@@ -109,6 +109,15 @@ export function podProblem(
     }
   }
   const name = pod.metadata?.name ?? '';
+  const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  if (pod.status?.phase === 'Pending' && scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    // No node will take it (cordoned, full, tainted): as clear a failure as never-ready, after the same grace.
+    const seen = o.unreadySeen.get(name) ?? o.now;
+    o.unreadySeen.set(name, seen);
+    const since = Math.min(seen, ms(scheduled.lastTransitionTime) ?? seen);
+    if (o.now - since < o.unreadyGraceMs) return undefined;
+    return `Pending, unschedulable for ${Math.round((o.now - since) / 1000)}s: ${scheduled.message ?? 'no node fits'}`;
+  }
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
   if (pod.status?.phase !== 'Running' || ready?.status === 'True') {
     o.unreadySeen.delete(name);

@@ -191,6 +191,30 @@ describe('assessRollout', () => {
     );
   });
 
+  it('fails on new pods that no node will schedule, after the grace', () => {
+    const unschedulable = (since: number): V1Pod => ({
+      metadata: { name: 'web-p' },
+      status: {
+        phase: 'Pending',
+        conditions: [
+          {
+            type: 'PodScheduled',
+            status: 'False',
+            reason: 'Unschedulable',
+            message: '0/3 nodes are available: 3 node(s) were unschedulable.',
+            lastTransitionTime: new Date(since),
+          },
+        ],
+      },
+    });
+    const d = deployment(2, { replicas: 2, updatedReplicas: 2 });
+    expect(assessRollout(obs(d, [unschedulable(NOW - 5_000)])).kind).toBe('waiting');
+    const v = assessRollout(obs(d, [unschedulable(NOW - 25_000)]));
+    expect(v.kind).toBe('failed');
+    if (v.kind !== 'failed') return;
+    expect(v.pods[0]!.problem).toMatch(/Pending, unschedulable for 25s: 0\/3 nodes are available/);
+  });
+
   it('reports progress counts', () => {
     expect(
       progressOf(
