@@ -157,6 +157,30 @@ export const ports = {
   },
 };
 
+/** The last port the stack uses. */
+export const lastPort = (cfg: StackConfig) => ports.cluster(cfg.portBase, cfg.fleet.clusters.length - 1).kwok;
+
+/**
+ * A warning when the stack's ports fall in the kernel's ephemeral range: outgoing
+ * connections (the apiservers' to etcd hold dozens) take source ports there, and a
+ * part that starts later then fails to bind now and then.
+ */
+export function ephemeralOverlap(cfg: StackConfig): string | undefined {
+  let lo = 32768;
+  let hi = 60999;
+  try {
+    [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number) as [number, number];
+  } catch {
+    /* not Linux: assume the usual range */
+  }
+  const last = lastPort(cfg);
+  if (cfg.portBase > hi || last < lo) return undefined;
+  return `ports ${cfg.portBase}-${last} overlap the ephemeral range ${lo}-${hi}: binds may fail at random; pick a base below ${lo - (last - cfg.portBase)}`;
+}
+
 let cachedBins: Binaries | undefined;
 /** The binary paths scripts/env.sh exports (asked from env.sh itself when not in the environment). */
 export function binaryPaths(): Binaries {

@@ -8,7 +8,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { StackClusterInfo, StackInfo, StackRegistryInfo } from './types.ts';
 import type { StackConfig, StackOptions } from './config.ts';
-import { ensureBinaries, resolveConfig, stackInfoFile } from './config.ts';
+import { ensureBinaries, ephemeralOverlap, resolveConfig, stackInfoFile } from './config.ts';
 import type { ComponentStatus } from './cluster.ts';
 import {
   clusterDown,
@@ -77,6 +77,8 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
   const t0 = Date.now();
   ensureBinaries(cfg.bins, log);
   checkPortBase(cfg);
+  const overlap = ephemeralOverlap(cfg);
+  if (overlap) log(`warning: ${overlap}`);
   log(`stack: ${cfg.dataDir} (port base ${cfg.portBase}, ${cfg.fleet.clusters.length} clusters)`);
   const central = cfg.fleet.registries.find((r) => r.name === 'central')!;
   const tasks: [string, Promise<unknown>][] = [
