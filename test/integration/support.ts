@@ -1,0 +1,86 @@
+/**
+ * Shared helpers of the integration tests: the stack's inventory on queues of
+ * this test run's own, clients to read back what each cluster runs, node
+ * cordoning (a cluster with no room for new pods), and polling.
+ */
+import { randomUUID } from 'node:crypto';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
+import type { Inventory } from '../../model/index.ts';
+import type { StackInfo } from '../../stack/types.ts';
+import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
+
+/** The stack's inventory with task queues unique to this run, so pollers of other files cannot answer. */
+export function runInventory(stack: StackInfo, run = randomUUID().slice(0, 8)): Inventory {
+  return {
+    clusters: inventoryFromStack(stack).clusters.map((c) => ({ ...c, taskQueue: `flotilla-cluster-${c.name}-${run}` })),
+  };
+}
+
+export function clusterClients(inventory: Inventory): Map<string, ClusterClients> {
+  return new Map(inventory.clusters.map((c) => [c.name, createClusterClients(c, { requestTimeoutMs: 5_000 })]));
+}
+
+export interface DeploymentView {
+  image?: string;
+  replicas?: number;
+  ready: number;
+  generation?: number;
+}
+
+/** Each cluster's Deployment `name` in `namespace`, or null where there is none. */
+export async function deploymentsIn(
+  clients: Map<string, ClusterClients>,
+  namespace: string,
+  name = 'web',
+): Promise<Record<string, DeploymentView | null>> {
+  const out: Record<string, DeploymentView | null> = {};
+  for (const [cluster, c] of clients) {
+    try {
+      const d = await c.apps.readNamespacedDeployment({ name, namespace });
+      out[cluster] = {
+        image: d.spec?.template.spec?.containers[0]?.image,
+        replicas: d.spec?.replicas,
+        ready: d.status?.readyReplicas ?? 0,
+        generation: d.metadata?.generation,
+      };
+    } catch (e) {
+      if ((e as { code?: number }).code === 404) out[cluster] = null;
+      else throw e;
+    }
+  }
+  return out;
+}
+
+/** Marks every node of a cluster (un)schedulable: cordoned, new pods stay Pending. */
+export async function cordon(c: ClusterClients, unschedulable: boolean): Promise<void> {
+  const nodes = await c.core.listNode();
+  for (const n of nodes.items) {
+    await c.core.patchNode(
+      { name: n.metadata!.name!, body: { spec: { unschedulable } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch), // only spec.unschedulable changes
+    );
+  }
+}
+
+export async function deleteNamespaces(clients: Map<string, ClusterClients>, namespaces: Iterable<string>): Promise<void> {
+  await Promise.all(
+    [...namespaces].flatMap((name) => [...clients.values()].map((c) => c.core.deleteNamespace({ name }).catch(() => undefined))),
+  );
+}
+
+export async function until<T>(read: () => Promise<T>, pred: (v: T) => boolean, what: string, timeoutMs = 120_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: T | undefined;
+  let lastErr: unknown;
+  while (Date.now() < end) {
+    try {
+      last = await read();
+      if (pred(last)) return last;
+    } catch (e) {
+      lastErr = e;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${what}: not reached in ${timeoutMs} ms; last: ${JSON.stringify(last)}${lastErr ? `; last error: ${String(lastErr)}` : ''}`);
+}
