@@ -133,8 +133,13 @@ function spec(
         name, command: cfg.bins.kwok, cwd: files.dir, args: [
           `--kubeconfig=${files.kubeconfig}`, `--config=${stagesFile}`,
           '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-          '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1', '--node-lease-duration-seconds=40',
+          '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1',
+          // No node leases: a restarted kwok (new holder identity) would otherwise leave the
+          // nodes' pods alone until the old leases expire. Heartbeats are a stage instead.
+          '--node-lease-duration-seconds=0',
           `--server-address=127.0.0.1:${p.kwok}`,
+          // INFO logs every lease renewal and status patch (~9 MB a day per cluster); errors still show.
+          '--v=WARN',
         ],
         ports: [p.kwok],
         health: async () => (await httpRequest(`http://127.0.0.1:${p.kwok}/healthz`, { timeoutMs: 2000 }).catch(() => undefined))?.status === 200,

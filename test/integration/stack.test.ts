@@ -317,7 +317,15 @@ describe('stack down/up', () => {
     } finally {
       await conn.close();
     }
-    // The clusters came back with what they held.
-    expect(await readyReplicas(stack.clusters[0]!, 'web')).toBe(3);
+    // The clusters came back with what they held, and new pods still go through their lifecycle.
+    for (const c of stack.clusters) expect(await readyReplicas(c, 'web')).toBe(3);
+    await Promise.all(stack.clusters.map((c) => apply(c, deployment('after-restart'))));
+    await Promise.all(
+      stack.clusters.map((c) =>
+        eventually(`${c.name}: after-restart 3/3`, 30_000, async () =>
+          (await readyReplicas(c, 'after-restart')) === 3 ? true : undefined,
+        ),
+      ),
+    );
   });
 });
