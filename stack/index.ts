@@ -243,7 +243,9 @@ async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log
       throw new Error(`no cluster "${name}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
     if (kind === 'cluster-down') {
       await clusterFaultDown(cfg, c);
-      log(`cluster ${name}: apiserver stopped (etcd, controllers and kwok keep running)`);
+      log(
+        `cluster ${name}: API down (apiserver, controllers, scheduler and kwok stopped; etcd keeps the data)`,
+      );
     } else {
       await clusterFaultUp(cfg, c, log);
     }
