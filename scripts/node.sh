@@ -5,5 +5,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 if ! node_major_ok || [ ! -d "$FLOTILLA_ROOT/node_modules" ]; then
   bash "$FLOTILLA_ROOT/scripts/bootstrap.sh" >&2
+  hash -r # a Node 24 installed just now comes first on PATH
 fi
 exec node --disable-warning=ExperimentalWarning "$@"

@@ -5,4 +5,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$FLOTILLA_ROOT"
 bash scripts/bootstrap.sh
+hash -r # a Node 24 installed just now comes first on PATH
 exec node scripts/demo.ts "$@"

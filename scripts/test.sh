@@ -12,6 +12,7 @@ if ! bash scripts/bootstrap.sh; then
   echo "0 passed, 0 failed"
   exit 1
 fi
+hash -r # a Node 24 installed just now comes first on PATH
 
 phase_start "vitest"
 rm -f reports/vitest.json
