@@ -14,6 +14,17 @@ if ! bash scripts/bootstrap.sh; then
 fi
 hash -r # a Node 24 installed just now comes first on PATH
 
+# Types and lint first (the lint forbids Node built-ins, clocks and randomness in
+# workflows/); a failure fails the run, but the tests still run and are counted.
+# FLOTILLA_SKIP_STATIC=1 skips them for a quick local loop.
+static_rc=0
+if [ "${FLOTILLA_SKIP_STATIC:-}" != 1 ]; then
+  phase_start "typecheck and lint"
+  node node_modules/typescript/bin/tsc --noEmit -p . || static_rc=1
+  node node_modules/eslint/bin/eslint.js . || static_rc=1
+  phase_end
+fi
+
 phase_start "vitest"
 rm -f reports/vitest.json
 node node_modules/vitest/vitest.mjs run "$@"
@@ -21,8 +32,10 @@ rc=$?
 phase_end
 
 [ -n "${FLOTILLA_T0:-}" ] && echo "total time: $(( $(date +%s) - FLOTILLA_T0 ))s"
+[ $static_rc -ne 0 ] && echo "typecheck or lint failed (see above)"
 node scripts/summary.ts reports/vitest.json
 summary_rc=$?
+[ $static_rc -ne 0 ] && exit 1
 # vitest's own exit code counts too (a crashed global setup fails the run).
 [ $rc -ne 0 ] && exit $rc
 exit $summary_rc

@@ -10,6 +10,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { Client, Connection } from '@temporalio/client';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
+import { deleteNamespaces, deploymentsIn } from './support.ts';
 import type { DeliveryStatus } from '../../model/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
 import { parseConfig } from '../../worker/config.ts';
@@ -55,11 +56,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(
-    [...namespaces].flatMap((name) =>
-      [...clients.values()].map((c) => c.core.deleteNamespace({ name }).catch(() => undefined)),
-    ),
-  );
+  await deleteNamespaces(clients, namespaces);
   await workers?.shutdown();
   await connection?.close();
 });
@@ -94,25 +91,12 @@ function deployBody(
   };
 }
 
-/** Each cluster's Deployment web in `ns`: image and ready replicas, or null when there is none. */
-async function deployments(
-  ns: string,
-): Promise<Record<string, { image?: string; ready: number; replicas?: number } | null>> {
-  const out: Record<string, { image?: string; ready: number; replicas?: number } | null> = {};
-  for (const [name, c] of clients) {
-    try {
-      const d = await c.apps.readNamespacedDeployment({ name: 'web', namespace: ns });
-      out[name] = {
-        image: d.spec?.template.spec?.containers[0]?.image,
-        ready: d.status?.readyReplicas ?? 0,
-        replicas: d.spec?.replicas,
-      };
-    } catch (e) {
-      if ((e as { code?: number }).code === 404) out[name] = null;
-      else throw e;
-    }
-  }
-  return out;
+/** Each cluster's Deployment web in `ns`: image, replicas and ready replicas, or null when there is none. */
+async function deployments(ns: string) {
+  const all = await deploymentsIn(clients, ns);
+  return Object.fromEntries(
+    Object.entries(all).map(([n, d]) => [n, d && { image: d.image, ready: d.ready, replicas: d.replicas }]),
+  );
 }
 
 async function until(id: string, phases: string[], timeoutMs = 180_000): Promise<DeliveryStatus> {
