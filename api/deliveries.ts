@@ -300,13 +300,18 @@ export class Deliveries {
         const status = await handle.executeUpdate(actionUpdate, { args: [{ ...body, who: caller.name }] });
         return { kind: 'status', status };
       } catch (e) {
-        if (e instanceof WorkflowUpdateFailedError) {
-          const f = e.cause instanceof ApplicationFailure ? e.cause : undefined;
+        const f =
+          e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
+        if (f?.type === 'DeliveryFinished') {
+          // Finished, still reporting its end to the application: let it close, then answer as for a closed one.
+          await this.#query(() => handle.result()).catch(() => undefined);
+        } else if (e instanceof WorkflowUpdateFailedError) {
           throw new HttpError(409, f?.type || 'ActionNotApplicable', f?.message ?? e.message);
+        } else {
+          // The delivery may have finished between the describe and the update: decide again on its final state.
+          const again = await this.#describe(id);
+          if (!again || again.status.name === 'RUNNING') throw e;
         }
-        // The delivery may have finished between the describe and the update: decide again on its final state.
-        const again = await this.#describe(id);
-        if (!again || again.status.name === 'RUNNING') throw e;
       }
     }
     const { status } = await this.status(id);

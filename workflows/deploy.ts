@@ -260,7 +260,10 @@ function validateAction(s: DeliveryStatus, a: ActionInput, rollingBack: boolean)
   const refuse = (message: string): never => {
     throw ApplicationFailure.create({ type: 'ActionNotApplicable', message, nonRetryable: true });
   };
-  if (['Healthy', 'Degraded', 'Aborted', 'RolledBack'].includes(s.phase)) refuse(`the delivery has finished (${s.phase})`);
+  if (['Healthy', 'Degraded', 'Aborted', 'RolledBack'].includes(s.phase)) {
+    // The same answer the API gives once the workflow has closed; here it is still reporting its end.
+    throw ApplicationFailure.create({ type: 'DeliveryFinished', message: `the delivery has finished (${s.phase})`, nonRetryable: true });
+  }
   const wave = s.waves[s.currentWave] ?? [];
   const failed = wave.filter((n) => ['Failed', 'Unreachable'].includes(s.clusters[n]?.phase ?? ''));
   if (a.cluster !== undefined && !s.clusters[a.cluster]) refuse(`cluster "${a.cluster}" is not part of this delivery`);
