@@ -27,7 +27,22 @@ export const PortSchema = z.object({
 // Object defaults are functions, so each parse gets its own objects (zod only shallow-copies a literal default).
 const defaultPorts = (): z.infer<typeof PortSchema>[] => [{ name: 'http', containerPort: 8080, protocol: 'TCP' }];
 
+/** A further container in every pod (a proxy, a log shipper); the application's own container comes first. */
+export const SidecarSchema = z
+  .object({
+    name: dnsLabel,
+    image: imageRefString,
+    env: envMap.default({}),
+    ports: z.array(PortSchema).default([]),
+    resources: ResourcesSchema.optional(),
+    command: z.array(z.string()).optional(),
+    args: z.array(z.string()).optional(),
+  })
+  .strict();
+export type Sidecar = z.infer<typeof SidecarSchema>;
+
 export const PodTemplateSchema = z.object({
+  sidecars: z.array(SidecarSchema).default([]),
   labels: labelMap.default({}),
   annotations: z.record(z.string(), z.string()).default({}),
   env: envMap.default({}),
@@ -67,8 +82,17 @@ export const AppSpecSchema = z
     distribution: z.enum(['divided', 'duplicated']).default('divided'),
     placement: PlacementSchema,
     overrides: z.record(dnsLabel, OverrideSchema).default({}),
-    template: PodTemplateSchema.default(() => ({ labels: {}, annotations: {}, env: {}, ports: defaultPorts() })),
+    template: PodTemplateSchema.default(() => ({ sidecars: [], labels: {}, annotations: {}, env: {}, ports: defaultPorts() })),
   })
-  .strict();
+  .strict()
+  .superRefine((app, ctx) => {
+    const names = new Set([app.name]);
+    app.template.sidecars.forEach((c, i) => {
+      if (names.has(c.name)) {
+        ctx.addIssue({ code: 'custom', path: ['template', 'sidecars', i, 'name'], message: `container name "${c.name}" is taken (the application's own container is "${app.name}")` });
+      }
+      names.add(c.name);
+    });
+  });
 export type AppSpec = z.infer<typeof AppSpecSchema>;
 export type AppSpecInput = z.input<typeof AppSpecSchema>;

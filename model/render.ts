@@ -1,5 +1,5 @@
 /** Renders the Kubernetes objects Flotilla owns in one cluster for one application. */
-import type { AppSpec } from './app.ts';
+import type { AppSpec, Sidecar } from './app.ts';
 import type { ClusterTarget } from './plan.ts';
 
 export const MANAGED_BY = 'flotilla';
@@ -16,19 +16,15 @@ export interface RenderedApp {
 export function renderApp(app: AppSpec, target: ClusterTarget, deliveryId: string): RenderedApp {
   const selector = { [LABEL_APP]: app.name };
   const labels = { ...selector, [LABEL_MANAGED_BY]: MANAGED_BY };
-  const ports = app.template.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, protocol: p.protocol }));
-  const container: Record<string, unknown> = {
+  const container = renderContainer({
     name: app.name,
     image: target.image,
-    ports,
-    env: Object.entries(target.env)
-      // Code-unit order, not localeCompare: the same spec must render the same pod on every worker, whatever its locale.
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([name, value]) => ({ name, value })),
-    ...(target.resources ? { resources: target.resources } : {}),
-    ...(app.template.command ? { command: app.template.command } : {}),
-    ...(app.template.args ? { args: app.template.args } : {}),
-  };
+    ports: app.template.ports,
+    env: target.env,
+    resources: target.resources,
+    command: app.template.command,
+    args: app.template.args,
+  });
   const deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -47,7 +43,7 @@ export function renderApp(app: AppSpec, target: ClusterTarget, deliveryId: strin
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } },
       template: {
         metadata: { labels: { ...app.template.labels, ...labels }, annotations: { ...app.template.annotations } },
-        spec: { containers: [container] },
+        spec: { containers: [container, ...app.template.sidecars.map(renderContainer)] },
       },
     },
   };
@@ -62,4 +58,19 @@ export function renderApp(app: AppSpec, target: ClusterTarget, deliveryId: strin
     },
   };
   return { deployment, service };
+}
+
+function renderContainer(c: Omit<Sidecar, 'resources'> & { resources?: Sidecar['resources'] | undefined }): Record<string, unknown> {
+  return {
+    name: c.name,
+    image: c.image,
+    ports: c.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, protocol: p.protocol })),
+    env: Object.entries(c.env)
+      // Code-unit order, not localeCompare: the same spec must render the same pod on every worker, whatever its locale.
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, value]) => ({ name, value })),
+    ...(c.resources ? { resources: c.resources } : {}),
+    ...(c.command ? { command: c.command } : {}),
+    ...(c.args ? { args: c.args } : {}),
+  };
 }

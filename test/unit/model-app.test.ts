@@ -22,6 +22,7 @@ describe('AppSpecSchema defaults', () => {
       distribution: 'divided',
       overrides: {},
       template: {
+        sidecars: [],
         labels: {},
         annotations: {},
         env: {},
@@ -39,6 +40,7 @@ describe('AppSpecSchema defaults', () => {
       },
     });
     expect(app.template).toEqual({
+      sidecars: [],
       labels: {},
       annotations: {},
       env: { MODE: 'prod' },
@@ -56,11 +58,30 @@ describe('AppSpecSchema defaults', () => {
     a.template.ports[0]!.containerPort = 1;
     const b = AppSpecSchema.parse(minimal);
     expect(b.template).toEqual({
+      sidecars: [],
       labels: {},
       annotations: {},
       env: {},
       ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }],
     });
+  });
+
+  it('takes sidecar containers with their defaults, and refuses a container name used twice, at its path', () => {
+    const app = AppSpecSchema.parse({
+      ...minimal,
+      template: { sidecars: [{ name: 'envoy', image: 'reg.example/envoy:1.30', ports: [{ containerPort: 15001 }] }] },
+    });
+    expect(app.template.sidecars).toEqual([
+      { name: 'envoy', image: 'reg.example/envoy:1.30', env: {}, ports: [{ containerPort: 15001, protocol: 'TCP' }] },
+    ]);
+    const clash = AppSpecSchema.safeParse({
+      ...minimal,
+      template: { sidecars: [{ name: 'envoy', image: 'reg.example/envoy:1' }, { name: minimal.name, image: 'reg.example/x:1' }] },
+    });
+    expect(clash.success).toBe(false);
+    expect(clash.error!.issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      ['template.sidecars.1.name', expect.stringMatching(/is taken/)],
+    ]);
   });
 
   it('gives every given template its own default port', () => {

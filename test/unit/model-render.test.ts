@@ -174,6 +174,35 @@ describe('renderApp: the Deployment', () => {
   });
 });
 
+describe('renderApp: sidecars', () => {
+  it('puts each sidecar after the application container, with its own image, env and ports', () => {
+    const r = render({
+      template: {
+        env: { MODE: 'prod' },
+        sidecars: [
+          { name: 'envoy', image: 'reg.example/envoy:1.30', env: { Z: '1', A: '2' }, ports: [{ name: 'admin', containerPort: 9901 }], args: ['-c', '/etc/envoy.yaml'] },
+        ],
+      },
+    });
+    const containers = deployment(r).spec.template.spec.containers;
+    expect(containers.map((c) => [c.name, c.image])).toEqual([
+      ['web', 'registry.local:5000/demo/web:v2'],
+      ['envoy', 'reg.example/envoy:1.30'],
+    ]);
+    expect(containers[1]).toEqual({
+      name: 'envoy',
+      image: 'reg.example/envoy:1.30',
+      env: [
+        { name: 'A', value: '2' },
+        { name: 'Z', value: '1' },
+      ],
+      ports: [{ name: 'admin', containerPort: 9901, protocol: 'TCP' }],
+      args: ['-c', '/etc/envoy.yaml'],
+    });
+    expect(containers[0]!.env).toEqual([{ name: 'MODE', value: 'prod' }]); // the app's env is not the sidecar's
+  });
+});
+
 describe('renderApp: re-delivery', () => {
   it('puts the delivery annotation on the Deployment metadata, not in the pod template', () => {
     const d = deployment(render({}, 'delivery-42'));
