@@ -15,6 +15,7 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type {
   ClusterInfo,
   DeliveryStatus,
@@ -257,7 +258,9 @@ export class Deliveries {
     if (description.status.name === 'COMPLETED')
       return { status: (await handle.result()) as DeliveryStatus, running: false };
     const status = await this.#query(() => handle.query(statusQuery));
-    return { status, running: description.status.name === 'RUNNING' };
+    const running = description.status.name === 'RUNNING';
+    if (running) withRolloutProgress(status, description);
+    return { status, running };
   }
 
   async list(q: ListQuery): Promise<DeliveryListItem[]> {
@@ -361,5 +364,28 @@ export class Deliveries {
     await temporal.withDeadline(Date.now() + deadlineMs, () =>
       temporal.workflowService.describeNamespace({ namespace: temporal.options.namespace }),
     );
+  }
+}
+
+/**
+ * The workflow learns a cluster's ready replicas only when its rollout step ends; meanwhile the
+ * step heartbeats its progress, which Temporal keeps with the pending activity. Shown here so
+ * that a status read during a rollout says how far each cluster has come.
+ */
+function withRolloutProgress(status: DeliveryStatus, description: WorkflowExecutionDescription): void {
+  for (const a of description.raw.pendingActivities ?? []) {
+    if (a.activityType?.name !== 'waitForRollout') continue;
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    let p: { cluster?: string; readyReplicas?: number; message?: string };
+    try {
+      p = defaultPayloadConverter.fromPayload(payload);
+    } catch {
+      continue;
+    }
+    const c = p.cluster ? status.clusters[p.cluster] : undefined;
+    if (!c || c.phase !== 'Progressing' || typeof p.readyReplicas !== 'number') continue;
+    c.readyReplicas = p.readyReplicas;
+    if (p.message) c.message = p.message;
   }
 }

@@ -282,7 +282,8 @@ export async function waitForRollout(
             unreadyGraceMs: input.unreadyGraceMs,
           })
         : first;
-    ctx.heartbeat({ ...verdict.progress, elapsedMs: Date.now() - started });
+    // The API shows this progress in the delivery's status while the step runs (api/deliveries.ts).
+    ctx.heartbeat({ cluster: c.cluster, ...verdict.progress, elapsedMs: Date.now() - started });
     if (verdict.kind === 'done') {
       const r = resultOf(d);
       log.info({ namespace, name, ...r, elapsedMs: Date.now() - started }, 'rollout complete');

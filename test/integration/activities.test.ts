@@ -151,7 +151,7 @@ describe(`apply, wait, roll back in ${A}`, () => {
       availableReplicas: 3,
     });
     expect(a.heartbeats.length).toBeGreaterThan(0);
-    expect(a.heartbeats.at(-1)).toMatchObject({ replicas: 3, generation: applied.generation });
+    expect(a.heartbeats.at(-1)).toMatchObject({ cluster: A, replicas: 3, readyReplicas: 3, generation: applied.generation });
 
     const d = await deploymentIn(h, ns);
     expect(d.spec?.template.spec?.containers[0]?.image).toBe(image('v1'));

@@ -202,6 +202,28 @@ describe('HTTP API on a real Temporal server', () => {
     expect(app.deliveries.map((d) => d.id)).toEqual([id]);
   });
 
+  it('shows how many replicas are ready in a cluster while its rollout is still running', async () => {
+    const ns = freshNamespace();
+    let release!: () => void;
+    fleet.clusters.beijing!.rolloutGate = { ready: 3, release: new Promise<void>((r) => (release = r)) };
+    try {
+      const res = await post(deployBody(ns, `central:5000/demo/web:${ns}-v1`));
+      expect(res.status).toBe(202);
+      const mid = await eventually(
+        () => getStatus(res.body.id),
+        (s) => s.clusters.beijing?.readyReplicas === 3,
+      );
+      expect(mid.phase).toBe('Progressing');
+      expect(mid.clusters.beijing).toMatchObject({ phase: 'Progressing', desiredReplicas: 4, readyReplicas: 3, message: '3 of 4 updated replicas available' });
+      release();
+      const done = await untilPhase(res.body.id, ['Healthy']);
+      expect(done.clusters.beijing).toMatchObject({ phase: 'Healthy', readyReplicas: 4 });
+    } finally {
+      fleet.clusters.beijing!.rolloutGate = undefined;
+      release();
+    }
+  });
+
   it('frees the lock of a delivery that was terminated by hand, so the next delivery is not refused for ever', async () => {
     const ns = freshNamespace();
     const v1 = `central:5000/demo/web:${ns}-v1`;

@@ -5,6 +5,7 @@
  * cluster ended up, in which order the steps ran, and what the SRE saw.
  */
 import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -56,6 +57,8 @@ export class FakeCluster {
   /** Images whose pods never become ready here. */
   readonly badImages = new Set<string>();
   readonly calls: { op: string; image?: string; at: number }[] = [];
+  /** While set, waitForRollout reports `ready` replicas in a heartbeat and waits for `release`. */
+  rolloutGate: { ready: number; release: Promise<void> } | undefined;
   constructor(name: string) {
     this.name = name;
   }
@@ -96,6 +99,11 @@ export class FakeCluster {
         const d = this.deployments.get(key(i));
         this.check('wait', d?.image);
         if (!d) throw ApplicationFailure.nonRetryable('no deployment', 'NotFound');
+        if (this.rolloutGate) {
+          const gate = this.rolloutGate;
+          Context.current().heartbeat({ cluster: this.name, readyReplicas: gate.ready, message: `${gate.ready} of ${d.replicas} updated replicas available` });
+          await gate.release;
+        }
         if (this.badImages.has(d.image)) {
           throw ApplicationFailure.create({ type: 'RolloutFailed', nonRetryable: true, message: `pod ${i.name}-abc on ${this.name} Running but not Ready` });
         }
