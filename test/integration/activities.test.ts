@@ -11,7 +11,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { DefaultLogger } from '@temporalio/worker';
 import { createClusterActivities } from '../../activities/index.ts';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
-import type { ClusterActivities } from '../../activities/types.ts';
+import type { ClusterActivities, WaitForRolloutInput } from '../../activities/types.ts';
 import {
   AppSpecSchema,
   FailureType,
@@ -68,6 +68,17 @@ function activity() {
     run: <A extends unknown[], R>(fn: (...a: A) => Promise<R>, ...args: A) =>
       env.run(fn, ...args) as Promise<R>,
   };
+}
+
+/** waitForRollout's input for the Deployment web in `ns`. */
+function waitInput(
+  cluster: string,
+  ns: string,
+  generation: number,
+  timeoutMs: number,
+  unreadyGraceMs: number,
+): WaitForRolloutInput {
+  return { cluster, namespace: ns, name: 'web', generation, timeoutMs, unreadyGraceMs };
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -134,14 +145,7 @@ describe(`apply, wait, roll back in ${A}`, () => {
     expect(applied.previousRevision).toBeUndefined();
     expect(applied.generation).toBeGreaterThan(0);
 
-    const r = await a.run(h.acts.waitForRollout, {
-      cluster: A,
-      namespace: ns,
-      name: 'web',
-      generation: applied.generation,
-      timeoutMs: 60_000,
-      unreadyGraceMs: GRACE_MS,
-    });
+    const r = await a.run(h.acts.waitForRollout, waitInput(A, ns, applied.generation, 60_000, GRACE_MS));
     expect(r).toMatchObject({
       revision: 1,
       image: image('v1'),
@@ -151,7 +155,12 @@ describe(`apply, wait, roll back in ${A}`, () => {
       availableReplicas: 3,
     });
     expect(a.heartbeats.length).toBeGreaterThan(0);
-    expect(a.heartbeats.at(-1)).toMatchObject({ cluster: A, replicas: 3, readyReplicas: 3, generation: applied.generation });
+    expect(a.heartbeats.at(-1)).toMatchObject({
+      cluster: A,
+      replicas: 3,
+      readyReplicas: 3,
+      generation: applied.generation,
+    });
 
     const d = await deploymentIn(h, ns);
     expect(d.spec?.template.spec?.containers[0]?.image).toBe(image('v1'));
@@ -184,14 +193,7 @@ describe(`apply, wait, roll back in ${A}`, () => {
     const a = activity();
     const applied = await a.run(h.acts.applyApp, { cluster: A, app, target, deliveryId: next });
     expect(applied).toMatchObject({ created: false, previousRevision: 1, previousImage: image('v1') });
-    const v2 = await a.run(h.acts.waitForRollout, {
-      cluster: A,
-      namespace: ns,
-      name: 'web',
-      generation: applied.generation,
-      timeoutMs: 60_000,
-      unreadyGraceMs: GRACE_MS,
-    });
+    const v2 = await a.run(h.acts.waitForRollout, waitInput(A, ns, applied.generation, 60_000, GRACE_MS));
     expect(v2).toMatchObject({ revision: 2, image: image('v2'), readyReplicas: 3 });
 
     const rb = await a.run(h.acts.rollbackApp, {
@@ -292,14 +294,7 @@ describe(`clear failures in ${A}`, () => {
     });
     const t0 = Date.now();
     const f = await failureOf(
-      a.run(h.acts.waitForRollout, {
-        cluster: A,
-        namespace: ns,
-        name: 'web',
-        generation: applied.generation,
-        timeoutMs: 120_000,
-        unreadyGraceMs: GRACE_MS,
-      }),
+      a.run(h.acts.waitForRollout, waitInput(A, ns, applied.generation, 120_000, GRACE_MS)),
     );
     const took = Date.now() - t0;
     expect(f).toMatchObject({ type: FailureType.RolloutFailed, nonRetryable: true });
@@ -327,14 +322,7 @@ describe(`clear failures in ${A}`, () => {
     });
     const t0 = Date.now();
     const f = await failureOf(
-      a.run(h.acts.waitForRollout, {
-        cluster: A,
-        namespace: ns,
-        name: 'web',
-        generation: applied.generation,
-        timeoutMs: 120_000,
-        unreadyGraceMs: 60_000,
-      }),
+      a.run(h.acts.waitForRollout, waitInput(A, ns, applied.generation, 120_000, 60_000)),
     );
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(f).toMatchObject({ type: FailureType.RolloutFailed, nonRetryable: true });
@@ -357,14 +345,7 @@ describe(`clear failures in ${A}`, () => {
       deliveryId: `delivery-${randomUUID()}`,
     });
     const f = await failureOf(
-      a.run(h.acts.waitForRollout, {
-        cluster: A,
-        namespace: ns,
-        name: 'web',
-        generation: applied.generation,
-        timeoutMs: 3_000,
-        unreadyGraceMs: 600_000,
-      }),
+      a.run(h.acts.waitForRollout, waitInput(A, ns, applied.generation, 3_000, 600_000)),
     );
     expect(f).toMatchObject({ type: FailureType.RolloutTimeout, nonRetryable: true });
     expect(f.message).toMatch(/not complete after \d+s/);
@@ -383,14 +364,7 @@ describe(`clear failures in ${A}`, () => {
       target,
       deliveryId: `delivery-${randomUUID()}`,
     });
-    const waiting = a.run(h.acts.waitForRollout, {
-      cluster: A,
-      namespace: ns,
-      name: 'web',
-      generation: applied.generation,
-      timeoutMs: 120_000,
-      unreadyGraceMs: 600_000,
-    });
+    const waiting = a.run(h.acts.waitForRollout, waitInput(A, ns, applied.generation, 120_000, 600_000));
     await new Promise((r) => setTimeout(r, 2_500));
     const t0 = Date.now();
     a.env.cancel();
@@ -449,30 +423,14 @@ describe(`${B} down, then back`, () => {
     expect(f).toMatchObject({ type: FailureType.ClusterUnreachable, nonRetryable: false });
     expect(f.message).toContain(`cluster "${B}"`);
     expect(f.message).toMatch(/ECONNREFUSED/);
-    const w = await failureOf(
-      a.run(h.acts.waitForRollout, {
-        cluster: B,
-        namespace: ns,
-        name: 'web',
-        generation: 1,
-        timeoutMs: 10_000,
-        unreadyGraceMs: GRACE_MS,
-      }),
-    );
+    const w = await failureOf(a.run(h.acts.waitForRollout, waitInput(B, ns, 1, 10_000, GRACE_MS)));
     expect(w).toMatchObject({ type: FailureType.ClusterUnreachable, nonRetryable: false });
 
     await fault('cluster-up', B, stackOpts());
     down = false;
     // What Temporal would do next: retry the apply, then wait.
     const applied = await a.run(h.acts.applyApp, { cluster: B, app, target, deliveryId });
-    const r = await a.run(h.acts.waitForRollout, {
-      cluster: B,
-      namespace: ns,
-      name: 'web',
-      generation: applied.generation,
-      timeoutMs: 60_000,
-      unreadyGraceMs: GRACE_MS,
-    });
+    const r = await a.run(h.acts.waitForRollout, waitInput(B, ns, applied.generation, 60_000, GRACE_MS));
     expect(r).toMatchObject({ image: image('v1'), readyReplicas: 1 });
   });
 });

@@ -17,7 +17,7 @@ import { parseConfig } from '../../worker/config.ts';
 import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 import { startWorkers, type WorkersHandle } from '../../worker/main.ts';
 import { createApp } from '../../api/app.ts';
-import type { TokensFile } from '../../api/auth.ts';
+import { CI, SRE, VIEWER, tokens } from '../support/tokens.ts';
 import { createLogger } from '../../api/logger.ts';
 
 const stack: StackInfo = inject('stack');
@@ -25,14 +25,6 @@ const inventory = inventoryFromStack(stack);
 const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
 
-const tokens: TokensFile = {
-  'ci-token-0123456789abcdef': { name: 'gitlab-ci', role: 'ci' },
-  'sre-token-0123456789abcdef': { name: 'alice', role: 'sre' },
-  'viewer-token-0123456789abcdef': { name: 'carol', role: 'viewer' },
-};
-const CI = 'Bearer ci-token-0123456789abcdef';
-const SRE = 'Bearer sre-token-0123456789abcdef';
-const VIEWER = 'Bearer viewer-token-0123456789abcdef';
 
 let workers: WorkersHandle;
 let connection: Connection;

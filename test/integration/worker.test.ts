@@ -11,10 +11,11 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { quietRuntime } from '../support/temporal.ts';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundle } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, type WorkflowBundle } from '@temporalio/worker';
 import { createClusterClients } from '../../activities/kubernetes/clients.ts';
 import { DeployRequestSchema, type DeliveryStatus, type Inventory } from '../../model/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
@@ -137,11 +138,7 @@ describe('startWorkers', () => {
   const handles: WorkersHandle[] = [];
 
   beforeAll(async () => {
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      // installed already in this process
-    }
+    quietRuntime();
     connection = await Connection.connect({ address: stack.temporal.address });
     client = new Client({ connection, namespace: stack.temporal.namespace });
     bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });

@@ -1,24 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { AppSpecSchema, ClusterSchema, PlanError, planDeploy, toClusterInfo } from '../../model/index.ts';
-import type { AppSpecInput, ClusterInfo } from '../../model/index.ts';
+import { AppSpecSchema, PlanError, planDeploy } from '../../model/index.ts';
+import { fleet } from '../support/fleet.ts';
+import type { AppSpecInput } from '../../model/index.ts';
 
-const cluster = (
-  name: string,
-  region: string,
-  provider: string,
-  capacity = 1,
-  labels: Record<string, string> = {},
-): ClusterInfo =>
-  toClusterInfo(
-    ClusterSchema.parse({ name, region, provider, capacity, labels, kubeconfig: { path: `/k/${name}` } }),
-  );
-const fleet = [
-  cluster('beijing', 'cn-north', 'idc', 2, { tier: 'core' }),
-  cluster('tianjin', 'cn-north', 'cloud', 1),
-  cluster('shenzhen', 'cn-south', 'idc', 1, { tier: 'core' }),
-  cluster('cloud-hk', 'ap-east', 'cloud', 1),
-];
 const app = (over: Partial<AppSpecInput> = {}) =>
   AppSpecSchema.parse({
     name: 'web',

@@ -10,18 +10,10 @@ import type { Express } from 'express';
 import type { DeliveryStatus } from '../../model/index.ts';
 import type { AppState } from '../../workflows/messages.ts';
 import { createApp } from '../../api/app.ts';
-import type { TokensFile } from '../../api/auth.ts';
+import { CI, SRE, VIEWER, tokens } from '../support/tokens.ts';
 import { createLogger } from '../../api/logger.ts';
 import { bundle, eventually, startFleet, type Fleet } from './harness.ts';
 
-const tokens: TokensFile = {
-  'ci-token-0123456789abcdef': { name: 'gitlab-ci', role: 'ci' },
-  'sre-token-0123456789abcdef': { name: 'alice', role: 'sre' },
-  'viewer-token-0123456789abcdef': { name: 'carol', role: 'viewer' },
-};
-const CI = 'Bearer ci-token-0123456789abcdef';
-const SRE = 'Bearer sre-token-0123456789abcdef';
-const VIEWER = 'Bearer viewer-token-0123456789abcdef';
 
 let fleet: Fleet;
 let api: Express;

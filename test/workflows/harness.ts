@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { quietRuntime } from '../support/temporal.ts';
 import type {
   ApplyAppInput,
   ApplyAppResult,
@@ -20,16 +21,7 @@ import type {
 } from '../../activities/types.ts';
 import type { ClusterInfo } from '../../model/index.ts';
 
-let runtimeInstalled = false;
-export function quietRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // already installed in this process
-  }
-}
+export { quietRuntime };
 
 export async function bundle(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
