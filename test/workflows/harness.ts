@@ -51,6 +51,8 @@ export class FakeCluster {
   readonly calls: { op: string; image?: string; at: number }[] = [];
   /** While set, waitForRollout reports `ready` replicas in a heartbeat and waits for `release`. */
   rolloutGate: { ready: number; release: Promise<void> } | undefined;
+  /** While set, an apply changes the Deployment and then never answers (the answer is lost). */
+  applyHangs = false;
   constructor(name: string) {
     this.name = name;
   }
@@ -85,6 +87,7 @@ export class FakeCluster {
         } else if (d.replicas !== i.target.replicas) d.generation += 1;
         d.image = i.target.image;
         d.replicas = i.target.replicas;
+        if (this.applyHangs) await new Promise(() => undefined);
         return { generation: d.generation, created: false, ...before };
       },
       waitForRollout: async (i: WaitForRolloutInput) => {
@@ -130,6 +133,8 @@ export class FakeCluster {
 
 export interface Fleet {
   client: Client;
+  /** While set, planning (the hub's fleet read) waits for it to resolve. */
+  planGate: Promise<void> | undefined;
   taskQueue: string;
   clusters: Record<string, FakeCluster>;
   info: ClusterInfo[];
@@ -152,7 +157,13 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
   const info: ClusterInfo[] = defaultClusters.map((c) => ({ ...c, taskQueue: `cluster-${run}-${c.name}` }));
   const clusters = Object.fromEntries(info.map((c) => [c.name, new FakeCluster(c.name)]));
   const connection = await NativeConnection.connect({ address });
-  const hub: HubActivities = { describeFleet: async () => info };
+  const fleetRef: { planGate: Promise<void> | undefined } = { planGate: undefined };
+  const hub: HubActivities = {
+    describeFleet: async () => {
+      if (fleetRef.planGate) await fleetRef.planGate;
+      return info;
+    },
+  };
   const workers = new Map<string, { worker: Worker; done: Promise<void> }>();
   const launch = async (key: string, worker: Worker) => {
     workers.set(key, { worker, done: worker.run() });
@@ -171,7 +182,7 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
     await w.done;
   };
   const client = new Client({ connection: await Connection.connect({ address }) });
-  return {
+  return Object.assign(fleetRef, {
     client,
     taskQueue,
     clusters,
@@ -183,7 +194,7 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
       await client.connection.close();
       await connection.close();
     },
-  };
+  });
 }
 
 /** Polls a query until `pred` holds, or fails with the last value seen. */
