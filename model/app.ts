@@ -24,6 +24,44 @@ export const PortSchema = z.object({
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
 });
 
+const portRef = z.union([z.number().int().min(1).max(65535), dnsLabel.max(15)]);
+
+/**
+ * A Kubernetes probe with exactly one handler: HTTP GET, TCP socket, exec or gRPC,
+ * and the usual timing fields (Kubernetes' own defaults apply where absent).
+ */
+export const ProbeSchema = z
+  .object({
+    httpGet: z
+      .object({
+        path: z.string().startsWith('/', 'must start with /').default('/'),
+        port: portRef,
+        scheme: z.enum(['HTTP', 'HTTPS']).optional(),
+        httpHeaders: z.array(z.object({ name: z.string().min(1), value: z.string() }).strict()).optional(),
+      })
+      .strict()
+      .optional(),
+    tcpSocket: z.object({ port: portRef }).strict().optional(),
+    exec: z.object({ command: z.array(z.string()).min(1) }).strict().optional(),
+    grpc: z.object({ port: z.number().int().min(1).max(65535), service: z.string().optional() }).strict().optional(),
+    initialDelaySeconds: z.number().int().min(0).max(3600).optional(),
+    periodSeconds: z.number().int().min(1).max(3600).optional(),
+    timeoutSeconds: z.number().int().min(1).max(3600).optional(),
+    successThreshold: z.number().int().min(1).max(100).optional(),
+    failureThreshold: z.number().int().min(1).max(1000).optional(),
+  })
+  .strict()
+  .refine((p) => [p.httpGet, p.tcpSocket, p.exec, p.grpc].filter(Boolean).length === 1, {
+    message: 'a probe needs exactly one of httpGet, tcpSocket, exec, grpc',
+  });
+export type Probe = z.infer<typeof ProbeSchema>;
+
+const probes = {
+  readinessProbe: ProbeSchema.optional(),
+  livenessProbe: ProbeSchema.optional(),
+  startupProbe: ProbeSchema.optional(),
+};
+
 // Object defaults are functions, so each parse gets its own objects (zod only shallow-copies a literal default).
 const defaultPorts = (): z.infer<typeof PortSchema>[] => [{ name: 'http', containerPort: 8080, protocol: 'TCP' }];
 
@@ -37,20 +75,25 @@ export const SidecarSchema = z
     resources: ResourcesSchema.optional(),
     command: z.array(z.string()).optional(),
     args: z.array(z.string()).optional(),
+    ...probes,
   })
   .strict();
 export type Sidecar = z.infer<typeof SidecarSchema>;
 
-export const PodTemplateSchema = z.object({
-  sidecars: z.array(SidecarSchema).default([]),
-  labels: labelMap.default({}),
-  annotations: z.record(z.string(), z.string()).default({}),
-  env: envMap.default({}),
-  ports: z.array(PortSchema).default(defaultPorts),
-  resources: ResourcesSchema.optional(),
-  command: z.array(z.string()).optional(),
-  args: z.array(z.string()).optional(),
-});
+/** The pod template of the application; unknown fields are refused, not dropped. */
+export const PodTemplateSchema = z
+  .object({
+    sidecars: z.array(SidecarSchema).default([]),
+    labels: labelMap.default({}),
+    annotations: z.record(z.string(), z.string()).default({}),
+    env: envMap.default({}),
+    ports: z.array(PortSchema).default(defaultPorts),
+    resources: ResourcesSchema.optional(),
+    command: z.array(z.string()).optional(),
+    args: z.array(z.string()).optional(),
+    ...probes,
+  })
+  .strict();
 export type PodTemplate = z.infer<typeof PodTemplateSchema>;
 
 export const PlacementSchema = z.union([

@@ -2,6 +2,23 @@ import { z } from 'zod';
 import { dnsLabel, durationString } from './names.ts';
 import { AppSpecSchema, type AppSpec } from './app.ts';
 
+/**
+ * How long new pods may show a problem that can fix itself before the rollout
+ * counts as failed. The defaults leave a cluster autoscaler time to add nodes
+ * and a registry time to catch up.
+ */
+export const GraceSchema = z
+  .object({
+    /** Pods no node will take (a cluster autoscaler may still add one). */
+    unschedulable: durationString.default('5m'),
+    /** Image-pull errors (ErrImagePull, ImagePullBackOff): the first one is never fatal. */
+    imagePull: durationString.default('2m'),
+    /** Pods Running but not Ready. */
+    unready: durationString.default('3m'),
+  })
+  .strict();
+export type Grace = z.infer<typeof GraceSchema>;
+
 export const OnFailure = { rollback: 'rollback', pause: 'pause', fail: 'fail' } as const;
 export type OnFailure = (typeof OnFailure)[keyof typeof OnFailure];
 
@@ -14,8 +31,14 @@ export const DeployRequestSchema = z
     onFailure: z.enum(['rollback', 'pause', 'fail']).default('pause'),
     /** How long an unreachable cluster is waited for before it counts as failed. */
     unreachableTimeout: durationString.default('2m'),
-    /** How long one cluster's rollout may take once applied. */
-    rolloutTimeout: durationString.default('5m'),
+    /** How long one cluster's rollout may take once applied; also the Deployment's progressDeadlineSeconds. */
+    rolloutTimeout: durationString.default('10m'),
+    grace: GraceSchema.default(() => ({ unschedulable: '5m', imagePull: '2m', unready: '3m' })),
+    /**
+     * Take over objects that exist but were not created by Flotilla for this application
+     * (role sre only). Without it such an object is never overwritten: the delivery is refused.
+     */
+    adopt: z.boolean().default(false),
   })
   .strict();
 export type DeployRequest = z.infer<typeof DeployRequestSchema>;
@@ -47,6 +70,8 @@ export const ClusterPhase = {
   Skipped: 'Skipped',
   RollingBack: 'RollingBack',
   RolledBack: 'RolledBack',
+  /** A step was stopped by an abort; `observed` says what the cluster runs. */
+  Aborted: 'Aborted',
 } as const;
 export type ClusterPhase = (typeof ClusterPhase)[keyof typeof ClusterPhase];
 
@@ -58,10 +83,24 @@ export interface Condition {
   lastTransitionTime: string;
 }
 
+/** What a cluster runs, read back from its API server (the application's Deployment). */
+export interface ObservedWorkload {
+  exists: boolean;
+  image?: string;
+  replicas?: number;
+  readyReplicas?: number;
+  updatedReplicas?: number;
+  revision?: number;
+  /** The delivery that last applied it (its annotation). */
+  deliveryId?: string;
+  at: string;
+}
+
 export interface ClusterStatus {
   cluster: string;
   wave: number;
   phase: ClusterPhase;
+  /** The image this delivery deploys there, pinned by digest (`repo@sha256:...`). */
   image: string;
   desiredReplicas: number;
   readyReplicas: number;
@@ -72,6 +111,10 @@ export interface ClusterStatus {
   /** The failure type of the last failed step (ClusterUnreachable, RolloutFailed, ...). */
   failureType?: string;
   attempts: number;
+  /** Index into the wave's steps of the step this cluster is at (or failed at); steps.length once done. */
+  step: number;
+  /** What the cluster was seen to run when the delivery last looked (always read back at the end). */
+  observed?: ObservedWorkload;
 }
 
 export const Action = { retry: 'retry', skip: 'skip', rollback: 'rollback', abort: 'abort' } as const;
@@ -98,13 +141,20 @@ export interface DeliveryStatus {
   id: string;
   type: DeliveryRequest['type'] | 'rollback';
   app: { name: string; namespace: string };
+  /** The image as requested (a tag stays visible here). */
   image: string;
+  /** The digest the tag was resolved to when the delivery was planned; every cluster deploys it. */
+  digest?: string;
   onFailure: OnFailure;
   phase: Phase;
   conditions: Condition[];
   /** Index into `waves` of the wave in progress (or the last one reached). */
   currentWave: number;
   waves: string[][];
+  /** The steps each wave runs, in order (their kinds), e.g. ["apply", "wait"]. */
+  steps: string[];
+  /** Index into `steps` of the step the current wave is at: the lowest of its clusters'. */
+  currentStep: number;
   clusters: Record<string, ClusterStatus>;
   audit: AuditEntry[];
   startedAt: string;
@@ -112,9 +162,9 @@ export interface DeliveryStatus {
   message: string;
 }
 
-/** Input of the deploy workflow: the validated request plus who asked. */
-export interface DeployWorkflowInput {
-  request: DeployRequest;
+/** Input of the delivery workflow: the validated request plus who asked. */
+export interface DeliveryWorkflowInput {
+  request: DeliveryRequest;
   requestedBy: string;
   /** Set when this delivery restores an earlier state (an SRE's rollback of a finished delivery). */
   rollbackOf?: string;

@@ -5,4 +5,7 @@ export * from './app.ts';
 export * from './delivery.ts';
 export * from './reasons.ts';
 export * from './plan.ts';
+export * from './objects.ts';
 export * from './render.ts';
+export * from './steps.ts';
+export * from './rollback.ts';

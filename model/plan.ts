@@ -5,7 +5,7 @@
  */
 import type { ClusterInfo } from './inventory.ts';
 import type { AppSpec, Placement } from './app.ts';
-import { withRegistry } from './image.ts';
+import { formatImageRef, parseImageRef, withRegistry } from './image.ts';
 
 export class PlanError extends Error {
   readonly path: (string | number)[];
@@ -83,9 +83,28 @@ export interface ClusterTarget {
   wave: number;
   taskQueue: string;
   replicas: number;
+  /** The application's image in this cluster: pinned by digest when planned with digests, from the mirror if overridden. */
   image: string;
+  /** Sidecar images by container name, pinned like `image` (absent when planned without digests). */
+  sidecarImages?: Record<string, string>;
   env: Record<string, string>;
   resources?: AppSpec['template']['resources'];
+}
+
+/** Digests of image references, as resolved once when a delivery is planned: `ref -> sha256:...`. */
+export type ImageDigests = Record<string, string>;
+
+/** `registry/repo@sha256:...` for a reference and its digest; a reference that has a digest keeps its own. */
+export function pinImage(ref: string, digests: ImageDigests): string {
+  const r = parseImageRef(ref);
+  const digest = r.digest ?? digests[ref];
+  if (!digest) return ref;
+  return formatImageRef({ registry: r.registry, repository: r.repository, digest });
+}
+
+/** Every image an application's pods run (its own, then each sidecar's), once each. */
+export function imagesOf(app: AppSpec): string[] {
+  return [...new Set([app.image, ...app.template.sidecars.map((s) => s.image)])];
 }
 
 export interface DeployPlan {
@@ -101,8 +120,11 @@ function overrideImage(image: string, registry: string, cluster: string): string
   }
 }
 
-/** Everything the deploy workflow needs to change each cluster. */
-export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: readonly (readonly string[])[]): DeployPlan {
+/**
+ * Everything a delivery needs to change each cluster. With `digests`, every
+ * image is pinned (`repo@sha256:...`) so that every wave runs the same bits.
+ */
+export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: readonly (readonly string[])[], digests?: ImageDigests): DeployPlan {
   const placed = resolvePlacement(app.placement, fleet);
   const placedNames = new Set(placed.map((c) => c.name));
   for (const name of Object.keys(app.overrides)) {
@@ -131,9 +153,11 @@ export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: 
   const waveOf = new Map<string, number>();
   plannedWaves.forEach((w, i) => w.forEach((n) => waveOf.set(n, i)));
   const targets: Record<string, ClusterTarget> = {};
+  const appImage = digests ? pinImage(app.image, digests) : app.image;
+  const sidecarImages = digests ? Object.fromEntries(app.template.sidecars.map((sc) => [sc.name, pinImage(sc.image, digests)])) : undefined;
   for (const c of placed) {
     const o = app.overrides[c.name];
-    const image = o?.registry ? overrideImage(app.image, o.registry, c.name) : app.image;
+    const image = o?.registry ? overrideImage(appImage, o.registry, c.name) : appImage;
     const resources = o?.resources ?? app.template.resources;
     targets[c.name] = {
       cluster: c.name,
@@ -141,6 +165,7 @@ export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: 
       taskQueue: c.taskQueue,
       replicas: replicas.get(c.name)!,
       image,
+      ...(sidecarImages && Object.keys(sidecarImages).length ? { sidecarImages } : {}),
       env: { ...app.template.env, ...(o?.env ?? {}) },
       ...(resources ? { resources } : {}),
     };

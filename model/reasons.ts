@@ -12,6 +12,9 @@ export const Reason = {
   RollbackFailed: 'RollbackFailed',
   Aborted: 'Aborted',
   FailedAsRequested: 'FailedAsRequested',
+  Planned: 'Planned',
+  PlanFailed: 'PlanFailed',
+  NotUnderLock: 'NotUnderLock',
 } as const;
 
 export const FailureType = {
@@ -24,5 +27,17 @@ export const FailureType = {
   RolloutTimeout: 'RolloutTimeout',
   NoPreviousRevision: 'NoPreviousRevision',
   UnknownCluster: 'UnknownCluster',
+  /** An object exists that Flotilla did not create for this application (and adopt was not asked). */
+  NotOwned: 'NotOwned',
+  /** A namespace Flotilla never writes into (kube-*, or one the configuration protects). */
+  ProtectedNamespace: 'ProtectedNamespace',
+  /** The request cannot be planned against the fleet. */
+  PlanFailed: 'PlanFailed',
+  /** The image (tag or digest) is not in its registry. */
+  ImageNotFound: 'ImageNotFound',
+  /** The registry could not be reached or answered with a server error. */
+  RegistryUnreachable: 'RegistryUnreachable',
+  /** The registry refused our credentials. */
+  RegistryAuthFailed: 'RegistryAuthFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
