@@ -2,86 +2,128 @@
  * The activity contract between workflows and workers. Workflows import these
  * types only (`import type`); the implementations live beside this file.
  *
- * Cluster activities run on the cluster's own task queue (ClusterInfo.taskQueue),
- * served by a worker that holds that cluster's client; `cluster` in each input
- * is checked against the worker's cluster. Hub activities run on the hub queue.
+ * Cluster activities are generic: apply these objects, wait for these
+ * workloads, capture and restore what stood, read what runs. An agent beside a
+ * private cluster needs no upgrade when the application schema grows: the hub
+ * renders. Each runs on the cluster's own task queue, served by a worker that
+ * holds that cluster's client; `cluster` in each input is checked against the
+ * worker's cluster. Hub activities run on the hub queue.
  */
-import type { AppSpec, ClusterInfo, ClusterTarget } from '../model/index.ts';
+import type { ClusterInfo, DeliveryRequest } from '../model/index.ts';
+import type { CapturedObject, KubeObject, ObjectRef, Owner } from '../model/objects.ts';
+import type { PreparedDelivery } from '../model/steps.ts';
 
-export interface ApplyAppInput {
+export interface CaptureInput {
   cluster: string;
-  app: AppSpec;
-  target: ClusterTarget;
-  deliveryId: string;
+  owner: Owner;
+  refs: ObjectRef[];
+  /** Take over objects not created by Flotilla for this application (else: NotOwned). */
+  adopt: boolean;
 }
 
-export interface ApplyAppResult {
-  /** metadata.generation of the Deployment after the apply. */
-  generation: number;
-  /** `deployment.kubernetes.io/revision` before the apply; absent when the Deployment was created now. */
-  previousRevision?: number;
-  previousImage?: string;
+export interface ApplyInput {
+  cluster: string;
+  owner: Owner;
+  deliveryId: string;
+  objects: KubeObject[];
+  adopt: boolean;
+}
+
+export interface AppliedRef {
+  ref: ObjectRef;
+  generation?: number;
   created: boolean;
 }
 
-export interface WaitForRolloutInput {
+export interface WaitInput {
   cluster: string;
-  namespace: string;
-  name: string;
-  /** Wait until status.observedGeneration reaches this. */
-  generation: number;
-  /** Fail with RolloutTimeout after this long (the activity heartbeats meanwhile). */
+  workloads: { ref: ObjectRef; generation: number }[];
+  /** Fail with RolloutTimeout after this long. */
   timeoutMs: number;
-  /** New pods Running but not Ready for this long count as a clear failure (RolloutFailed). */
-  unreadyGraceMs: number;
+  graces: { unschedulableMs: number; imagePullMs: number; unreadyMs: number };
+  /** No grace clock starts before this (the step's start, from the workflow's clock; ms since the epoch). */
+  notBefore: number;
 }
 
-export interface RolloutResult {
-  revision: number;
-  image: string;
-  replicas: number;
-  updatedReplicas: number;
-  readyReplicas: number;
-  availableReplicas: number;
-}
-
-export interface AppRef {
-  cluster: string;
-  namespace: string;
-  name: string;
-}
-
-export interface AppClusterState {
+/** What a workload runs, read back from the API server. */
+export interface WorkloadState {
+  ref: ObjectRef;
   exists: boolean;
-  revision?: number;
   image?: string;
-  generation?: number;
   replicas?: number;
   readyReplicas?: number;
   updatedReplicas?: number;
-}
-
-export interface RollbackInput extends AppRef {
-  /** Revision to go back to; absent means the Deployment did not exist before: delete what Flotilla created. */
-  toRevision?: number;
-  deliveryId: string;
-}
-
-export interface RollbackResult {
-  deleted: boolean;
-  /** Generation to wait for when not deleted. */
+  availableReplicas?: number;
+  revision?: number;
   generation?: number;
-  image?: string;
+  /** The delivery that last applied it. */
+  deliveryId?: string;
+}
+
+export interface RestoreInput {
+  cluster: string;
+  owner: Owner;
+  deliveryId: string;
+  /** Objects to apply as they stood before the delivery. */
+  put: KubeObject[];
+  /** Objects the delivery created: deleted if this delivery still owns them. */
+  remove: ObjectRef[];
+}
+
+export interface RestoreResult {
+  applied: AppliedRef[];
+  removed: ObjectRef[];
+  kept: { ref: ObjectRef; reason: string }[];
+}
+
+export interface ReadInput {
+  cluster: string;
+  refs: ObjectRef[];
+}
+
+export interface CheckInput {
+  cluster: string;
+  owner: Owner;
+  objects: KubeObject[];
+  adopt: boolean;
+}
+
+export interface ObjectIssue {
+  cluster: string;
+  /** "Deployment shop/web" */
+  object: string;
+  kind: 'Invalid' | 'NotOwned' | 'ProtectedNamespace';
+  message: string;
+  field?: string;
+  managers?: string[];
 }
 
 export interface ClusterActivities {
-  applyApp(input: ApplyAppInput): Promise<ApplyAppResult>;
-  waitForRollout(input: WaitForRolloutInput): Promise<RolloutResult>;
-  readAppState(input: AppRef): Promise<AppClusterState>;
-  rollbackApp(input: RollbackInput): Promise<RollbackResult>;
+  /** What stands now for each object; refuses (NotOwned) what is not this application's unless adopt. */
+  captureObjects(input: CaptureInput): Promise<CapturedObject[]>;
+  /** Server-side apply as `flotilla`, in dependency order; heartbeats; stops when cancelled. */
+  applyObjects(input: ApplyInput): Promise<AppliedRef[]>;
+  /** Waits (by watches) until the workloads are ready; heartbeats the progress. */
+  waitReady(input: WaitInput): Promise<WorkloadState[]>;
+  /** Puts back what stood before and removes what the delivery created. */
+  restoreObjects(input: RestoreInput): Promise<RestoreResult>;
+  readWorkloads(input: ReadInput): Promise<WorkloadState[]>;
+  /** Preflight: dry-run every object and check its owner; nothing is written. */
+  checkObjects(input: CheckInput): Promise<ObjectIssue[]>;
+}
+
+export interface PrepareInput {
+  request: DeliveryRequest;
+  deliveryId: string;
 }
 
 export interface HubActivities {
   /** The fleet as workflows may see it: no credentials, no paths. */
   describeFleet(): Promise<ClusterInfo[]>;
+  /**
+   * Resolves every image to its digest (once), plans the waves and renders each
+   * cluster's objects. A request that cannot be planned fails with PlanFailed,
+   * an image its registry does not have with ImageNotFound (non-retryable).
+   */
+  prepareDelivery(input: PrepareInput): Promise<PreparedDelivery>;
 }
