@@ -1,18 +1,35 @@
 /**
- * One long-lived workflow per application (`app-<namespace>-<name>`): the
- * durable record of what runs where (spec, image, revision per cluster), and
- * the lock that lets only one delivery of the application run at a time.
- * It continues as new well before the history grows large.
+ * One long-lived workflow per application (`app:<namespace>/<name>`): it owns
+ * the application's lock and its durable record. A delivery starts only
+ * through its `startDelivery` update, which takes the lock and starts the
+ * delivery as a child workflow in one step (no window where one exists without
+ * the other); the lock is freed when the child ends, however it ends (a
+ * terminated child included), and the record is then taken from what the
+ * delivery read back from each cluster at its end.
  */
-import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
-  acquireUpdate,
+  allHandlersFinished,
+  ApplicationFailure,
+  type ChildWorkflowHandle,
+  condition,
+  continueAsNew,
+  ParentClosePolicy,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { DeliveryStatus, Phase } from '../model/index.ts';
+import type { delivery } from './delivery.ts';
+import {
+  appKey,
   appStateQuery,
-  deliveryFinishedSignal,
-  releaseSignal,
-  type AcquireInput,
+  DELIVERY_WORKFLOW,
+  phaseKey,
+  startDeliveryUpdate,
+  typeKey,
+  type AppClusterRecord,
   type AppState,
-  type DeliveryFinished,
+  type StartDeliveryInput,
 } from './messages.ts';
 
 export interface ApplicationInput {
@@ -27,20 +44,56 @@ const MAX_HISTORY = 2000;
 
 export async function application(input: ApplicationInput): Promise<void> {
   const state: AppState = input.state ?? { name: input.name, namespace: input.namespace, clusters: {}, deliveries: [] };
+  let running: { handle: ChildWorkflowHandle<typeof delivery>; start: StartDeliveryInput } | undefined;
 
   setHandler(appStateQuery, () => state);
 
   setHandler(
-    acquireUpdate,
-    (a: AcquireInput) => {
-      if (state.activeDelivery === a.deliveryId) return state; // the same delivery asking again: nothing to add
-      state.activeDelivery = a.deliveryId;
-      state.deliveries = [{ id: a.deliveryId, type: a.type, image: a.image, phase: 'Pending' as const, startedAt: a.startedAt }, ...state.deliveries].slice(0, KEEP_DELIVERIES);
-      return state;
+    startDeliveryUpdate,
+    async (s: StartDeliveryInput) => {
+      if (state.activeDelivery === s.deliveryId) return { deliveryId: s.deliveryId, created: false }; // the same request again
+      state.activeDelivery = s.deliveryId; // taken before the first await: a second update finds it held
+      const type = s.rollbackOf ? 'rollback' : s.request.type;
+      const startedAt = new Date().toISOString();
+      state.deliveries = [
+        { id: s.deliveryId, type, image: s.request.app.image, phase: 'Pending' as Phase, startedAt, requestedBy: s.requestedBy, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) },
+        ...state.deliveries,
+      ].slice(0, KEEP_DELIVERIES);
+      try {
+        const handle = await startChild<typeof delivery>(DELIVERY_WORKFLOW, {
+          workflowId: s.deliveryId,
+          args: [{ request: s.request, requestedBy: s.requestedBy, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) }],
+          // The delivery outlives a restart of this workflow; it reports to it by its result.
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: [
+            { key: appKey, value: `${state.namespace}/${state.name}` },
+            { key: typeKey, value: type },
+            { key: phaseKey, value: 'Pending' },
+          ],
+          memo: {
+            requestHash: s.requestHash,
+            requestedBy: s.requestedBy,
+            image: s.request.app.image,
+            ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}),
+            ...(s.comment ? { comment: s.comment } : {}),
+          },
+        });
+        running = { handle, start: s };
+      } catch (err) {
+        delete state.activeDelivery;
+        state.deliveries = state.deliveries.filter((d) => d.id !== s.deliveryId);
+        throw ApplicationFailure.create({
+          type: 'DeliveryNotStarted',
+          nonRetryable: true,
+          message: `delivery ${s.deliveryId} could not be started: ${(err as Error).message}`,
+        });
+      }
+      return { deliveryId: s.deliveryId, created: true };
     },
     {
-      validator: (a: AcquireInput) => {
-        if (state.activeDelivery !== undefined && state.activeDelivery !== a.deliveryId) {
+      validator: (s: StartDeliveryInput) => {
+        if (state.activeDelivery !== undefined && state.activeDelivery !== s.deliveryId) {
           throw ApplicationFailure.create({
             type: 'DeliveryInProgress',
             message: `delivery ${state.activeDelivery} of ${state.namespace}/${state.name} is still running`,
@@ -52,25 +105,68 @@ export async function application(input: ApplicationInput): Promise<void> {
     },
   );
 
-  setHandler(releaseSignal, ({ deliveryId }) => {
-    if (state.activeDelivery === deliveryId) delete state.activeDelivery;
-    state.deliveries = state.deliveries.filter((d) => d.id !== deliveryId || d.phase !== 'Pending');
-  });
-
-  setHandler(deliveryFinishedSignal, (f: DeliveryFinished) => {
-    if (state.activeDelivery === f.deliveryId) delete state.activeDelivery;
-    const rec = state.deliveries.find((d) => d.id === f.deliveryId);
-    if (rec) Object.assign(rec, { phase: f.phase, finishedAt: f.finishedAt });
-    if (f.phase === 'Healthy') {
-      if (state.spec) state.previousSpec = state.spec;
-      state.spec = f.spec;
+  for (;;) {
+    await condition(() => running !== undefined || (state.activeDelivery === undefined && historyLong()));
+    if (!running) break;
+    const { handle, start } = running;
+    let result: DeliveryStatus | undefined;
+    let failure: string | undefined;
+    try {
+      result = await handle.result();
+    } catch (err) {
+      // Terminated, timed out, or failed before it could report (NotUnderLock cannot happen here).
+      failure = (err as Error).message;
     }
-    // Whatever the phase, the clusters a delivery left healthy (or rolled back) now run what it reports.
-    Object.assign(state.clusters, f.clusters);
-    for (const name of f.removed) delete state.clusters[name];
-  });
-
-  await condition(() => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY);
+    record(state, start, result, failure);
+    running = undefined;
+    delete state.activeDelivery;
+  }
   await condition(allHandlersFinished);
   await continueAsNew<typeof application>({ namespace: input.namespace, name: input.name, state });
+}
+
+function historyLong(): boolean {
+  const i = workflowInfo();
+  return i.continueAsNewSuggested || i.historyLength > MAX_HISTORY;
+}
+
+/** The record after a delivery: each cluster as the delivery read it back at its end. */
+function record(state: AppState, start: StartDeliveryInput, s: DeliveryStatus | undefined, failure: string | undefined): void {
+  const rec = state.deliveries.find((d) => d.id === start.deliveryId);
+  const finishedAt = s?.finishedAt ?? new Date().toISOString();
+  if (rec) Object.assign(rec, { phase: s?.phase ?? 'Degraded', finishedAt });
+  if (!s) {
+    // The delivery ended without a status (terminated by hand): what it did is unknown, say so.
+    for (const c of Object.values(state.clusters)) c.verified = false;
+    if (rec && failure) rec.phase = 'Degraded';
+    return;
+  }
+  if (s.phase === 'Healthy') {
+    if (state.spec) state.previousSpec = state.spec;
+    state.spec = start.request.app;
+  }
+  for (const c of Object.values(s.clusters)) {
+    const o = c.observed;
+    if (o && !o.exists) {
+      delete state.clusters[c.cluster];
+      continue;
+    }
+    if (!o) {
+      // Not read back (unreachable at the end, or skipped): keep what was known, marked as not verified.
+      const old = state.clusters[c.cluster];
+      if (old) old.verified = false;
+      continue;
+    }
+    const r: AppClusterRecord = {
+      ...(o.image !== undefined ? { image: o.image } : {}),
+      ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+      ...(o.readyReplicas !== undefined ? { readyReplicas: o.readyReplicas } : {}),
+      ...(o.revision !== undefined ? { revision: o.revision } : {}),
+      deliveryId: s.id,
+      phase: c.phase,
+      verified: true,
+      at: o.at,
+    };
+    state.clusters[c.cluster] = r;
+  }
 }

@@ -3,21 +3,25 @@
  * steps. Everything here is deterministic (time from the workflow's clock).
  */
 import { upsertSearchAttributes } from '@temporalio/workflow';
-import type {
-  AuditEntry,
-  ClusterPhase,
-  ClusterStatus,
-  Condition,
-  DeliveryStatus,
-  Phase,
+import {
+  waveStep,
+  type AuditEntry,
+  type ClusterPhase,
+  type ClusterStatus,
+  type Condition,
+  type DeliveryStatus,
+  type Phase,
+  type PreparedDelivery,
 } from '../model/index.ts';
 import { phaseKey } from './messages.ts';
+
+export const IN_FLIGHT: readonly ClusterPhase[] = ['Applying', 'Progressing', 'RollingBack'];
 
 export class DeliveryState {
   readonly status: DeliveryStatus;
 
-  constructor(init: Omit<DeliveryStatus, 'conditions' | 'clusters' | 'audit' | 'phase' | 'currentWave' | 'message'>) {
-    this.status = { ...init, phase: 'Pending', conditions: [], clusters: {}, audit: [], currentWave: 0, message: '' };
+  constructor(init: Pick<DeliveryStatus, 'id' | 'type' | 'app' | 'image' | 'onFailure' | 'startedAt'>) {
+    this.status = { ...init, phase: 'Pending', conditions: [], clusters: {}, audit: [], currentWave: 0, waves: [], steps: [], currentStep: 0, message: '' };
   }
 
   now(): string {
@@ -39,6 +43,26 @@ export class DeliveryState {
     this.status.conditions = [...this.status.conditions.filter((c) => c.type !== type), next];
   }
 
+  /** The plan is known: waves, steps, and each cluster waiting for its wave with its pinned image. */
+  planned(p: PreparedDelivery, digest: string | undefined): void {
+    this.status.waves = p.waves.map((w) => [...w.clusters]);
+    this.status.steps = (p.waves[0]?.steps ?? []).map((s) => s.kind);
+    if (digest) this.status.digest = digest;
+    for (const c of Object.values(p.clusters)) {
+      this.status.clusters[c.cluster] = {
+        cluster: c.cluster,
+        wave: c.wave,
+        phase: 'Pending',
+        image: c.image,
+        desiredReplicas: c.replicas,
+        readyReplicas: 0,
+        message: 'waiting for its wave',
+        attempts: 0,
+        step: 0,
+      };
+    }
+  }
+
   cluster(name: string): ClusterStatus {
     const c = this.status.clusters[name];
     if (!c) throw new Error(`no cluster ${name} in this delivery`);
@@ -47,6 +71,16 @@ export class DeliveryState {
 
   setCluster(name: string, phase: ClusterPhase, message: string, extra: Partial<ClusterStatus> = {}): void {
     Object.assign(this.cluster(name), { phase, message }, extra);
+    this.refreshStep();
+  }
+
+  /** The current wave's step: the lowest step of its clusters still in the running. */
+  refreshStep(): void {
+    const wave = this.status.waves[this.status.currentWave] ?? [];
+    this.status.currentStep = waveStep(
+      wave.map((n) => ({ step: this.cluster(n).step, skipped: this.cluster(n).phase === 'Skipped' })),
+      this.status.steps.length,
+    );
   }
 
   audit(entry: Omit<AuditEntry, 'at'>): void {

@@ -1,2 +1,3 @@
-export { deploy } from './deploy.ts';
+export { delivery } from './delivery.ts';
 export { application } from './application.ts';
+export { preflight } from './preflight.ts';

@@ -1,36 +1,61 @@
 /**
- * Every message a delivery or application workflow takes, defined once and
- * imported by the workflows, the API and the CLI.
+ * Every message a delivery, application or preflight workflow takes, defined
+ * once and imported by the workflows, the API and the CLI.
  */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ActionRequest, AppSpec, DeliveryStatus, Phase } from '../model/index.ts';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ActionRequest, AppSpec, DeliveryRequest, DeliveryStatus, ObservedWorkload, Phase } from '../model/index.ts';
+import type { ObjectIssue } from '../activities/types.ts';
 
 /** Task queue of the workflows and hub activities. */
 export const HUB_TASK_QUEUE = 'flotilla';
 
+/** Workflow type names (the API starts and lists them by name). */
+export const DELIVERY_WORKFLOW = 'delivery';
+export const APPLICATION_WORKFLOW = 'application';
+export const PREFLIGHT_WORKFLOW = 'preflight';
+
 export const deliveryWorkflowId = (key: string): string => `delivery-${key}`;
-export const applicationWorkflowId = (namespace: string, name: string): string => `app-${namespace}-${name}`;
+/**
+ * `app:<namespace>/<name>`. Namespaces and names are DNS labels (no ':' or '/'),
+ * so no two applications share an id: shop-eu/web and shop/eu-web stay apart.
+ */
+export const applicationWorkflowId = (namespace: string, name: string): string => `app:${namespace}/${name}`;
 
 // Search attributes the dev server is started with (stack/temporal.ts) and deliveries upsert.
 export const SA_APP = 'FlotillaApp'; // "<namespace>/<name>"
 export const SA_PHASE = 'FlotillaPhase';
 export const SA_TYPE = 'FlotillaType';
+export const appKey = defineSearchAttributeKey(SA_APP, SearchAttributeType.KEYWORD);
+export const phaseKey = defineSearchAttributeKey(SA_PHASE, SearchAttributeType.KEYWORD);
+export const typeKey = defineSearchAttributeKey(SA_TYPE, SearchAttributeType.KEYWORD);
+export const searchAttributeKeys = [appKey, phaseKey, typeKey];
 
-// --- delivery (deploy) workflow ---
+// --- delivery workflow ---
 export const statusQuery = defineQuery<DeliveryStatus>('status');
 export interface ActionInput extends ActionRequest {
   /** The authenticated caller (token name), for the audit list. */
   who: string;
 }
-/** retry | skip | rollback | abort; the validator refuses what does not apply now. Returns the new status. */
+/**
+ * retry | skip | rollback | abort, at any moment of the delivery; the validator refuses what does
+ * not apply now. Returns the status as it stands once the action is taken. Sent with an update id
+ * derived from the caller's Idempotency-Key, a repeat gets the first answer.
+ */
 export const actionUpdate = defineUpdate<DeliveryStatus, [ActionInput]>('action');
 
-// --- application workflow: the durable desired state of one application ---
+// --- application workflow: the lock and the durable record of one application ---
 export interface AppClusterRecord {
-  image: string;
-  replicas: number;
+  /** What the cluster was last seen to run (read back from its API server at the end of a delivery). */
+  image?: string;
+  replicas?: number;
+  readyReplicas?: number;
   revision?: number;
+  /** The delivery whose end this record comes from, and how that cluster ended in it. */
   deliveryId: string;
+  phase: string;
+  /** False when the cluster could not be read back (the record is what the delivery last saw). */
+  verified: boolean;
   at: string;
 }
 export interface AppDeliveryRecord {
@@ -40,6 +65,8 @@ export interface AppDeliveryRecord {
   phase: Phase;
   startedAt: string;
   finishedAt?: string;
+  requestedBy?: string;
+  rollbackOf?: string;
 }
 export interface AppState {
   name: string;
@@ -51,34 +78,35 @@ export interface AppState {
   activeDelivery?: string;
   deliveries: AppDeliveryRecord[];
 }
-export interface AcquireInput {
+export interface StartDeliveryInput {
   deliveryId: string;
-  type: string;
-  image: string;
-  startedAt: string;
-}
-export interface DeliveryFinished {
-  deliveryId: string;
-  phase: Phase;
-  spec: AppSpec;
-  clusters: Record<string, AppClusterRecord>;
-  finishedAt: string;
-  /** Clusters where the delivery removed the application (a rollback of its first deploy there). */
-  removed: string[];
-  /** Set when the delivery restored an earlier state. */
+  request: DeliveryRequest;
+  requestedBy: string;
   rollbackOf?: string;
+  /** Why (an SRE's comment on a rollback). */
+  comment?: string;
+  /** Of the request, for an Idempotency-Key that comes back with another body. */
+  requestHash: string;
+}
+export interface StartDeliveryResult {
+  deliveryId: string;
+  /** False when this delivery had already been started (a repeated request). */
+  created: boolean;
 }
 export const appStateQuery = defineQuery<AppState>('appState');
-/** Takes the application's delivery lock; refused (with the holder's id) while another delivery runs. */
-export const acquireUpdate = defineUpdate<AppState, [AcquireInput]>('acquire');
-/** Gives the lock back without a result (a delivery that never started). */
-export const releaseSignal = defineSignal<[{ deliveryId: string }]>('release');
-/** A delivery ended: record where the application now runs, and free the lock. */
-export const deliveryFinishedSignal = defineSignal<[DeliveryFinished]>('deliveryFinished');
+/**
+ * Takes the application's lock and starts the delivery as a child workflow, in one step:
+ * refused (DeliveryInProgress, with the holder's id) while another delivery runs.
+ */
+export const startDeliveryUpdate = defineUpdate<StartDeliveryResult, [StartDeliveryInput]>('startDelivery');
 
-// Typed search attribute keys, for upserts (workflows) and queries (API).
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-export const appKey = defineSearchAttributeKey(SA_APP, SearchAttributeType.KEYWORD);
-export const phaseKey = defineSearchAttributeKey(SA_PHASE, SearchAttributeType.KEYWORD);
-export const typeKey = defineSearchAttributeKey(SA_TYPE, SearchAttributeType.KEYWORD);
-export const searchAttributeKeys = [appKey, phaseKey, typeKey];
+// --- preflight workflow ---
+export interface PreflightResult {
+  /** Digests the images resolved to. */
+  digests: Record<string, string>;
+  issues: ObjectIssue[];
+  /** Clusters that could not be checked in time (unreachable, no worker): the delivery will wait for them. */
+  unchecked: { cluster: string; reason: string }[];
+}
+
+export type { ObservedWorkload };

@@ -1,0 +1,186 @@
+/**
+ * The delivery workflow: one delivery of one application to many clusters.
+ * It is started only by its application's workflow (which holds the lock and
+ * keeps the record), prepares the plan once on the hub (images pinned by
+ * digest, every cluster's objects rendered), runs it with the interpreter, and
+ * concludes outside the cancellable scope.
+ *
+ * Actions work at every moment: `rollback` and `abort` cancel whatever runs
+ * (planning, an apply, a wait, a pause) and wait until the cancelled step has
+ * really stopped; `retry` and `skip` answer a delivery that waits for an SRE.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { HubActivities } from '../activities/types.ts';
+import { parseImageRef, Reason, type DeliveryStatus, type DeliveryWorkflowInput } from '../model/index.ts';
+import { markStopped, observeAll, rollbackAll } from './conclude.ts';
+import { RunContext } from './context.ts';
+import { DeliveryState } from './deliveryState.ts';
+import { summarizeFailure } from './failures.ts';
+import { Interpreter, type Decisions, type Outcome } from './interpreter.ts';
+import { actionUpdate, applicationWorkflowId, statusQuery, type ActionInput } from './messages.ts';
+import { hubPrepare } from './options.ts';
+
+const TERMINAL = ['Healthy', 'Degraded', 'Aborted', 'RolledBack'];
+
+export async function delivery(input: DeliveryWorkflowInput): Promise<DeliveryStatus> {
+  const { request } = input;
+  const app = request.app;
+  const info = workflowInfo();
+  const state = new DeliveryState({
+    id: info.workflowId,
+    type: input.rollbackOf ? 'rollback' : request.type,
+    app: { name: app.name, namespace: app.namespace },
+    image: app.image,
+    onFailure: request.onFailure,
+    startedAt: new Date(info.startTime).toISOString(),
+  });
+  const s = state.status;
+  const x = new RunContext(state, request, info.workflowId);
+  const decisions: Decisions = { pending: undefined };
+  /** rollback or abort, once accepted: the run is cancelled and this decides how it ends. */
+  let requested: ActionInput | undefined;
+  let work: CancellationScope | undefined;
+  /** Set once the run is over: later actions are refused rather than silently dropped. */
+  let settled = false;
+
+  setHandler(statusQuery, () => s);
+  setHandler(
+    actionUpdate,
+    (a: ActionInput) => {
+      state.audit({ who: a.who, action: a.action, ...(a.cluster ? { cluster: a.cluster } : {}), ...(a.comment ? { comment: a.comment } : {}) });
+      const by = `${a.who}${a.comment ? `: ${a.comment}` : ''}`;
+      if (a.action === 'retry') {
+        const targets = a.cluster ? [a.cluster] : state.failedIn(s.waves[s.currentWave] ?? []);
+        for (const n of targets) state.setCluster(n, 'Pending', `retry requested by ${a.who}`);
+        state.condition('Progressing', 'True', Reason.RetryRequested, `${a.who} asked to retry ${targets.join(', ')}`);
+        state.setPhase('Progressing', `retrying ${targets.join(', ')}, asked by ${by}`);
+        decisions.pending = a;
+      } else if (a.action === 'skip') {
+        state.setCluster(a.cluster!, 'Skipped', `skipped by ${by}`);
+        state.condition('Progressing', 'True', Reason.ClusterSkipped, `${a.who} skipped ${a.cluster}`);
+        state.setPhase('Progressing', `${a.cluster} skipped by ${by}`);
+        decisions.pending = a;
+      } else {
+        requested = a;
+        state.setPhase(s.phase === 'Pending' ? 'Progressing' : s.phase, `${a.action === 'rollback' ? 'rolling back' : 'aborting'}, asked by ${by}`);
+        work?.cancel();
+      }
+      return state.snapshot();
+    },
+    { validator: (a: ActionInput) => validateAction(s, a, requested, settled) },
+  );
+
+  // A delivery runs only under its application's lock: the application workflow starts it.
+  const lockHolder = applicationWorkflowId(app.namespace, app.name);
+  if (info.parent?.workflowId !== lockHolder) {
+    throw ApplicationFailure.create({
+      type: Reason.NotUnderLock,
+      nonRetryable: true,
+      message: `delivery ${info.workflowId} was not started by ${lockHolder}, which holds the application's lock; start deliveries through the API (or that workflow's startDelivery update)`,
+    });
+  }
+
+  const hub = proxyActivities<HubActivities>(hubPrepare(x.timing.unreachableMs));
+  let outcome: Outcome;
+  work = new CancellationScope();
+  try {
+    outcome = await work.run(async () => {
+      state.setPhase('Progressing', 'planning: resolving image digests, rendering each cluster');
+      try {
+        x.prepared = await hub.prepareDelivery({ request, deliveryId: info.workflowId });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        const f = summarizeFailure(err);
+        return { kind: 'planFailed', message: f.message } as const;
+      }
+      state.planned(x.prepared, x.prepared.digests[app.image] ?? parseImageRef(app.image).digest);
+      state.condition('Progressing', 'True', Reason.Planned, `${s.waves.length} wave(s), steps ${s.steps.join(' -> ')}, ${app.image} pinned as ${s.digest ?? '(digest)'}`);
+      return new Interpreter(x, decisions).all();
+    });
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    // Cancelled by an action (or the delivery itself was cancelled): decide from what was asked.
+    const a = requested;
+    const by = a ? `${a.who}${a.comment ? `: ${a.comment}` : ''}` : 'cancellation of the delivery';
+    outcome = a?.action === 'rollback' ? { kind: 'rollback', reason: `requested by ${by}` } : { kind: 'abort', reason: a ? `aborted by ${by}` : 'the delivery was cancelled' };
+  } finally {
+    work = undefined;
+    settled = true;
+  }
+  // An action accepted while the run was finishing still does what it says.
+  if (requested && outcome.kind !== 'rollback' && outcome.kind !== 'abort') {
+    const by = `${requested.who}${requested.comment ? `: ${requested.comment}` : ''}`;
+    outcome = requested.action === 'rollback' ? { kind: 'rollback', reason: `requested by ${by}` } : { kind: 'abort', reason: `aborted by ${by}` };
+  }
+  return CancellationScope.nonCancellable(() => conclude(x, outcome));
+}
+
+async function conclude(x: RunContext, outcome: Outcome): Promise<DeliveryStatus> {
+  const { state } = x;
+  const s = state.status;
+  switch (outcome.kind) {
+    case 'healthy': {
+      await observeAll(x, (p) => p === 'Healthy');
+      const skipped = Object.values(s.clusters).filter((c) => c.phase === 'Skipped').map((c) => c.cluster);
+      state.condition('Progressing', 'True', Reason.AllWavesHealthy, 'every wave is healthy');
+      state.condition('Paused', 'False', Reason.AllWavesHealthy, 'not paused');
+      return state.finish('Healthy', skipped.length ? `healthy; skipped: ${skipped.join(', ')}` : `every cluster runs ${s.image}${s.digest ? ` (${s.digest})` : ''}`);
+    }
+    case 'planFailed':
+      state.condition('Progressing', 'False', Reason.PlanFailed, outcome.message);
+      return state.finish('Degraded', `cannot plan the delivery: ${outcome.message}`);
+    case 'failed':
+      await observeAll(x, (p) => p === 'Healthy');
+      state.condition('Progressing', 'False', Reason.FailedAsRequested, outcome.message);
+      return state.finish('Degraded', outcome.message);
+    case 'abort':
+      markStopped(x, outcome.reason);
+      await observeAll(x, (p) => p === 'Healthy');
+      state.condition('Progressing', 'False', Reason.Aborted, outcome.reason);
+      return state.finish('Aborted', `${outcome.reason}; clusters left as they are`);
+    case 'rollback': {
+      state.setPhase('Progressing', `rolling back: ${outcome.reason}`);
+      state.condition('RolledBack', 'False', Reason.RollbackStarted, outcome.reason);
+      markStopped(x, 'rolled back');
+      const failures = await rollbackAll(x);
+      await observeAll(x, (p) => p === 'RolledBack' || p === 'Healthy');
+      if (failures.length) return state.finish('Degraded', `rollback incomplete: ${failures.join('; ')}`);
+      state.condition('RolledBack', 'True', Reason.RollbackComplete, outcome.reason);
+      return state.finish('RolledBack', x.touched.size ? `rolled back: ${outcome.reason}` : `rolled back before any cluster was touched: ${outcome.reason}`);
+    }
+  }
+}
+
+/** Refuses actions that do not apply in the delivery's present state. */
+function validateAction(s: DeliveryStatus, a: ActionInput, requested: ActionInput | undefined, settled: boolean): void {
+  const refuse = (message: string): never => {
+    throw ApplicationFailure.create({ type: 'ActionNotApplicable', message, nonRetryable: true });
+  };
+  if (TERMINAL.includes(s.phase)) {
+    // The same answer the API gives once the workflow has closed; here it is still reporting its end.
+    throw ApplicationFailure.create({ type: 'DeliveryFinished', message: `the delivery has finished (${s.phase})`, nonRetryable: true });
+  }
+  if (requested) refuse(`the delivery is ${requested.action === 'rollback' ? 'rolling back' : 'aborting'} (asked by ${requested.who})`);
+  if (settled) refuse('the delivery is concluding; wait for its end');
+  const wave = s.waves[s.currentWave] ?? [];
+  const failed = wave.filter((n) => ['Failed', 'Unreachable'].includes(s.clusters[n]?.phase ?? ''));
+  if (a.cluster !== undefined && Object.keys(s.clusters).length > 0 && !s.clusters[a.cluster]) refuse(`cluster "${a.cluster}" is not part of this delivery`);
+  switch (a.action) {
+    case 'retry':
+    case 'skip':
+      if (s.phase !== 'NeedsAttention') refuse(`${a.action} applies only while the delivery waits for a decision (phase is ${s.phase})`);
+      if (a.action === 'skip' && a.cluster === undefined) refuse('skip needs a cluster');
+      if (a.cluster !== undefined && !failed.includes(a.cluster)) refuse(`cluster "${a.cluster}" has not failed in the current wave (failed: ${failed.join(', ') || 'none'})`);
+      break;
+    case 'rollback':
+    case 'abort':
+      break;
+  }
+}

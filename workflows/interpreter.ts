@@ -1,0 +1,108 @@
+/**
+ * The one interpreter that runs any delivery plan: wave by wave; inside a wave,
+ * runs of cluster steps go on every cluster in parallel, each cluster through
+ * its own sequence (a failure stops that cluster at its step), and wave steps
+ * run once. A wave starts only when the one before it has every cluster done
+ * or skipped. What happens on a failure is the delivery's `onFailure`; a retry
+ * resumes each failed cluster at the step where it stopped.
+ */
+import { condition, isCancellation } from '@temporalio/workflow';
+import { Reason, segmentsOf, type PlanStep, type StepKind } from '../model/index.ts';
+import type { RunContext } from './context.ts';
+import { summarizeFailure } from './failures.ts';
+import type { ActionInput } from './messages.ts';
+import { applyStep } from './steps/apply.ts';
+import { waitStep } from './steps/wait.ts';
+
+/** One module per step kind. */
+const clusterSteps: Record<StepKind, (x: RunContext, cluster: string) => Promise<void>> = {
+  apply: applyStep,
+  wait: waitStep,
+};
+
+/** How a run ended, before the delivery concludes it (outside the cancellable scope). */
+export type Outcome =
+  | { kind: 'healthy' }
+  | { kind: 'failed'; message: string }
+  | { kind: 'planFailed'; message: string }
+  | { kind: 'rollback'; reason: string }
+  | { kind: 'abort'; reason: string };
+
+/** Decisions an SRE takes while a delivery waits (rollback and abort cancel the run instead). */
+export interface Decisions {
+  pending: ActionInput | undefined;
+}
+
+export class Interpreter {
+  readonly #x: RunContext;
+  readonly #decisions: Decisions;
+
+  constructor(x: RunContext, decisions: Decisions) {
+    this.#x = x;
+    this.#decisions = decisions;
+  }
+
+  async run(steps: readonly PlanStep[], wave: number): Promise<void> {
+    const { state } = this.#x;
+    const clusters = this.#x.plan().waves[wave]!.clusters;
+    for (const seg of segmentsOf(steps)) {
+      if (seg.scope === 'wave') throw new Error(`wave step ${steps[seg.at]!.kind} has no module yet`);
+      const todo = clusters.filter((n) => {
+        const c = state.cluster(n);
+        return c.phase !== 'Skipped' && c.phase !== 'Failed' && c.phase !== 'Unreachable' && c.step < seg.to;
+      });
+      await Promise.all(todo.map((n) => this.#runCluster(steps, n, seg.from, seg.to)));
+      // A cluster that failed in this run of steps holds the wave here.
+      if (state.failedIn(clusters).length > 0) return;
+    }
+  }
+
+  async #runCluster(steps: readonly PlanStep[], cluster: string, from: number, to: number): Promise<void> {
+    const { state } = this.#x;
+    const cs = state.cluster(cluster);
+    cs.attempts += 1;
+    for (let i = Math.max(cs.step, from); i < to; i++) {
+      try {
+        await clusterSteps[steps[i]!.kind](this.#x, cluster);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        const f = summarizeFailure(err);
+        state.setCluster(cluster, f.unreachable ? 'Unreachable' : 'Failed', f.message, { failureType: f.type });
+        return;
+      }
+      cs.step = i + 1;
+      state.refreshStep();
+    }
+  }
+
+  /** Every wave, in order. Resolves with how the run ended; rejects only with a cancellation. */
+  async all(): Promise<Outcome> {
+    const { state, request } = this.#x;
+    const s = state.status;
+    const plan = this.#x.plan();
+    for (let w = 0; w < plan.waves.length; w++) {
+      s.currentWave = w;
+      state.refreshStep();
+      const wave = plan.waves[w]!;
+      state.condition('Progressing', 'True', Reason.WaveStarted, `wave ${w + 1} of ${plan.waves.length}: ${wave.clusters.join(', ')}`);
+      for (;;) {
+        await this.run(wave.steps, w);
+        const failed = state.failedIn(wave.clusters);
+        if (failed.length === 0) break;
+        const summary = failed.map((n) => `${n}: ${state.cluster(n).message}`).join('; ');
+        state.condition('Progressing', 'False', Reason.WaveFailed, `wave ${w + 1}: ${summary}`);
+        if (request.onFailure === 'rollback') return { kind: 'rollback', reason: `wave ${w + 1} failed: ${summary}` };
+        if (request.onFailure === 'fail') return { kind: 'failed', message: `wave ${w + 1} failed: ${summary}` };
+        state.setPhase('NeedsAttention', `wave ${w + 1} failed: ${summary}`);
+        state.condition('Paused', 'True', Reason.WaitingForAction, 'waiting for an SRE: retry, skip, rollback or abort');
+        await condition(() => this.#decisions.pending !== undefined);
+        const a = this.#decisions.pending!;
+        this.#decisions.pending = undefined;
+        state.condition('Paused', 'False', Reason.WaitingForAction, `${a.who} chose ${a.action}`);
+        state.setPhase('Progressing', `${a.action} by ${a.who}`);
+      }
+      state.condition('Progressing', 'True', Reason.WaveHealthy, `wave ${w + 1} healthy: ${wave.clusters.join(', ')}`);
+    }
+    return { kind: 'healthy' };
+  }
+}
