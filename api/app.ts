@@ -25,6 +25,8 @@ export interface AppDeps {
   taskQueue?: string;
   /** /readyz deadline for Temporal's answer. */
   readyDeadlineMs?: number;
+  /** Namespaces no delivery may write into, besides every kube-* one (403). */
+  protectedNamespaces?: readonly string[];
 }
 
 const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] =>
@@ -37,7 +39,6 @@ export function createApp(deps: AppDeps): Express {
     temporal: deps.temporal,
     fleet,
     taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE,
-    onStaleLock: (holder, app) => deps.logger.warn({ holder, app }, 'released a delivery lock whose holder cannot release it'),
   });
   const openapi = openApiDocument();
 
@@ -76,7 +77,7 @@ export function createApp(deps: AppDeps): Express {
     '/v1',
     authenticate(store),
     express.json({ limit: '256kb', strict: true }),
-    v1Routes(deliveries, fleet),
+    v1Routes(deliveries, fleet, deps.protectedNamespaces ?? []),
   );
 
   app.use(routeNotFound);

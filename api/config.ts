@@ -22,6 +22,11 @@ export const ConfigSchema = z.object({
   FLOTILLA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long SIGTERM waits for requests in flight before closing their sockets. */
   FLOTILLA_API_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Comma list of namespaces no delivery may write into, besides every kube-* one. */
+  FLOTILLA_PROTECTED_NAMESPACES: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean)),
 });
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 

@@ -1,14 +1,14 @@
 /**
- * The API's side of the engine: start a delivery under the application's
- * lock, read its status, list deliveries through Temporal visibility, act on
+ * The API's side of the engine: preflight a delivery, start it through its
+ * application's workflow (which takes the lock and starts the delivery in one
+ * step), read its status, list deliveries through Temporal visibility, act on
  * a running delivery, and restore an earlier state after a finished one.
  * Everything durable lives in Temporal; this class holds only the client.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import {
   ApplicationFailure,
-  WithStartWorkflowOperation,
-  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
@@ -16,51 +16,50 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type {
-  ClusterInfo,
-  DeliveryStatus,
-  DeployRequest,
-  DeployWorkflowInput,
-  Phase,
-} from '../model/index.ts';
+import type { ClusterInfo, DeliveryStatus, DeployRequest, Phase } from '../model/index.ts';
 import {
-  acquireUpdate,
   actionUpdate,
   applicationWorkflowId,
   appKey,
   appStateQuery,
+  DELIVERY_WORKFLOW,
   deliveryWorkflowId,
   phaseKey,
-  releaseSignal,
+  PREFLIGHT_WORKFLOW,
   SA_APP,
   SA_PHASE,
   statusQuery,
   typeKey,
-  type AcquireInput,
   type AppState,
+  type PreflightResult,
+  type StartDeliveryInput,
 } from '../workflows/messages.ts';
 import type { Caller } from './auth.ts';
 import { HttpError, notFound } from './errors.ts';
+import { startUnderLock } from './lock.ts';
 import { restoreRequest } from './restore.ts';
 import type { ActionBody, DeliveryListItem, ListQuery } from './schemas.ts';
 
 /** Workflow ids the deliveries routes answer for; anything else (an application workflow) is a 404 there. */
 export const deliveryIdRe = /^delivery-[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
-const DELIVERY_TYPE = 'deploy';
-const APPLICATION_TYPE = 'application';
 /** Queries need a worker to answer; do not hold an HTTP request longer than this for one. */
 const QUERY_DEADLINE_MS = 10_000;
-/** A lock taken this long ago by a delivery that never started is free again. */
-const STALE_LOCK_MS = 60_000;
+/** A preflight (digests, dry-runs in every cluster) that takes longer than this is given up. */
+const PREFLIGHT_TIMEOUT = '45s';
 
 export const statusUrl = (id: string): string => `/v1/deliveries/${id}`;
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** A delivery id derived from the caller and its Idempotency-Key, or a fresh one. */
 export function deliveryIdFor(caller: string, idempotencyKey?: string, scope = 'start'): string {
   if (idempotencyKey === undefined) return deliveryWorkflowId(randomUUID());
-  const h = createHash('sha256').update(`${scope}\n${caller}\n${idempotencyKey}`).digest('hex');
-  return deliveryWorkflowId(h.slice(0, 40));
+  return deliveryWorkflowId(sha(`${scope}\n${caller}\n${idempotencyKey}`).slice(0, 40));
 }
+
+/** The update id of an action: a repeat with the same key is answered by Temporal with the first outcome. */
+export const actionUpdateId = (caller: string, idempotencyKey: string, deliveryId: string): string =>
+  `action-${sha(`${deliveryId}\n${caller}\n${idempotencyKey}`).slice(0, 40)}`;
 
 /** JSON with sorted keys, so equal requests hash equally whatever order their fields came in. */
 function stableJson(v: unknown): string {
@@ -74,7 +73,7 @@ function stableJson(v: unknown): string {
   }
   return JSON.stringify(v);
 }
-export const requestHash = (v: unknown): string => createHash('sha256').update(stableJson(v)).digest('hex');
+export const requestHash = (v: unknown): string => sha(stableJson(v));
 
 export interface StartInput {
   request: DeployRequest;
@@ -84,11 +83,17 @@ export interface StartInput {
   rollbackOf?: string;
   /** Why (an SRE's comment on a rollback); kept in the delivery's memo. */
   comment?: string;
+  /** Skip the preflight (a restore re-applies the last good state). */
+  skipPreflight?: boolean;
 }
 export interface Started {
   id: string;
   /** False when an Idempotency-Key found the delivery an earlier request started. */
   created: boolean;
+  /** The digest each image was pinned to, when a preflight ran. */
+  digests?: Record<string, string>;
+  /** Clusters the preflight could not check (the delivery waits for them). */
+  unchecked?: PreflightResult['unchecked'];
 }
 export type ActionOutcome =
   { kind: 'status'; status: DeliveryStatus } | { kind: 'started'; started: Started; rollbackOf: string };
@@ -98,8 +103,6 @@ export interface DeliveriesDeps {
   fleet: readonly ClusterInfo[];
   /** Task queue of the workflows (HUB_TASK_QUEUE in production; tests run their own). */
   taskQueue: string;
-  /** Told when a lock whose holder cannot give it back is released (for the log). */
-  onStaleLock?: (holder: string, app: string) => void;
 }
 
 export class Deliveries {
@@ -109,8 +112,8 @@ export class Deliveries {
   }
 
   /**
-   * Takes the application's lock, then starts the deploy workflow. An Idempotency-Key that
-   * already named a delivery returns it, whatever the lock's state; reused with another body it is a 422.
+   * Preflight, then the application's workflow takes the lock and starts the delivery (one update).
+   * An Idempotency-Key that already named a delivery returns it; reused with another body it is a 422.
    */
   async start(input: StartInput): Promise<Started> {
     const { request, caller, idempotencyKey, rollbackOf, comment } = input;
@@ -121,84 +124,90 @@ export class Deliveries {
       const existing = await this.#describe(id);
       if (existing) return this.#repeat(id, existing, hash);
     }
+    const checked = input.skipPreflight ? undefined : await this.preflight(request, id);
 
-    const { namespace, name } = request.app;
-    const type = rollbackOf ? 'rollback' : request.type;
-    const acquire: AcquireInput = {
+    const start: StartDeliveryInput = {
       deliveryId: id,
-      type,
-      image: request.app.image,
-      startedAt: new Date().toISOString(),
+      request,
+      requestedBy: caller.name,
+      requestHash: hash,
+      ...(rollbackOf ? { rollbackOf } : {}),
+      ...(comment ? { comment } : {}),
     };
-    const takeLock = () =>
-      temporal.workflow.executeUpdateWithStart(acquireUpdate, {
-        args: [acquire],
-        startWorkflowOperation: new WithStartWorkflowOperation(APPLICATION_TYPE, {
-          workflowId: applicationWorkflowId(namespace, name),
-          taskQueue,
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          args: [{ namespace, name }],
-        }),
-      });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await takeLock();
-        break;
-      } catch (e) {
-        const f =
-          e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
-        if (f?.type !== 'DeliveryInProgress') throw e;
+    try {
+      // The same id again (a retried request whose answer was lost) gets the first outcome.
+      const r = await startUnderLock(temporal, taskQueue, start, id);
+      return {
+        id,
+        created: r.created,
+        ...(checked ? { digests: checked.digests } : {}),
+        ...(checked?.unchecked.length ? { unchecked: checked.unchecked } : {}),
+      };
+    } catch (e) {
+      const f = e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
+      if (f?.type === 'DeliveryInProgress') {
         const active = (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery;
-        if (attempt === 0 && active && (await this.#releaseIfStale(namespace, name, active))) continue;
         throw new HttpError(409, 'DeliveryInProgress', f.message, {
           details: { activeDelivery: active, status: active ? statusUrl(active) : undefined },
         });
       }
-    }
-
-    const workflowInput: DeployWorkflowInput = {
-      request,
-      requestedBy: caller.name,
-      ...(rollbackOf ? { rollbackOf } : {}),
-    };
-    try {
-      await temporal.workflow.start(DELIVERY_TYPE, {
-        workflowId: id,
-        taskQueue,
-        args: [workflowInput],
-        // An id names one delivery for good: never a second run, even after the first finished.
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        workflowIdConflictPolicy: 'FAIL',
-        typedSearchAttributes: [
-          { key: appKey, value: `${namespace}/${name}` },
-          { key: typeKey, value: type },
-          { key: phaseKey, value: 'Pending' },
-        ],
-        memo: {
-          requestHash: hash,
-          requestedBy: caller.name,
-          image: request.app.image,
-          ...(rollbackOf ? { rollbackOf } : {}),
-          ...(comment ? { comment } : {}),
-        },
-      });
-    } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError && idempotencyKey !== undefined) {
-        // A twin request with the same key won the race; it holds the lock under the same id.
+      if (f?.type === 'DeliveryNotStarted' && idempotencyKey !== undefined) {
+        // A twin request with the same key won the race, or the key named a delivery long gone.
         const existing = await this.#describe(id);
         if (existing) return this.#repeat(id, existing, hash);
       }
-      await temporal.workflow
-        .getHandle(applicationWorkflowId(namespace, name))
-        .signal(releaseSignal, { deliveryId: id })
-        .catch(() => undefined); // the lock outlives us only if Temporal is gone too; the original error says why
+      if (f) throw new HttpError(409, f.type ?? 'DeliveryNotStarted', f.message);
       throw e;
     }
-    return { id, created: true };
+  }
+
+  /**
+   * Prepares the delivery as it will run and dry-runs it in every placed cluster (nothing is written):
+   * 422 for what an API server rejects or an image its registry lacks, 409 for an object of someone else.
+   */
+  async preflight(request: DeployRequest, id: string): Promise<PreflightResult> {
+    let r: PreflightResult;
+    try {
+      r = await this.#d.temporal.workflow.execute(PREFLIGHT_WORKFLOW, {
+        workflowId: `preflight-${randomUUID()}`,
+        taskQueue: this.#d.taskQueue,
+        args: [{ request, deliveryId: id }],
+        workflowExecutionTimeout: PREFLIGHT_TIMEOUT,
+      });
+    } catch (e) {
+      let cause: unknown = e instanceof WorkflowFailedError ? e.cause : undefined;
+      while (cause && !(cause instanceof ApplicationFailure)) cause = (cause as { cause?: unknown }).cause;
+      const f = cause as ApplicationFailure | undefined;
+      if (f?.type === 'ImageNotFound' || f?.type === 'PlanFailed' || f?.type === 'RegistryAuthFailed') {
+        const path = f.type === 'PlanFailed' ? 'app' : 'app.image';
+        throw new HttpError(422, 'Unprocessable', f.message, { details: [{ path, message: f.message }] });
+      }
+      if (e instanceof WorkflowFailedError) {
+        throw new HttpError(503, 'PreflightUnavailable', `the delivery could not be checked before it starts: ${f?.message ?? e.message}; try again`, {
+          headers: { 'Retry-After': '10' },
+        });
+      }
+      throw e;
+    }
+    const invalid = r.issues.filter((i) => i.kind === 'Invalid');
+    if (invalid.length) {
+      throw new HttpError(422, 'RejectedByCluster', `the API server of ${[...new Set(invalid.map((i) => i.cluster))].join(', ')} rejects the delivery's objects: ${invalid.map((i) => `${i.cluster}: ${i.object}${i.field ? ` (${i.field})` : ''}`).join('; ')}`, {
+        details: invalid.map((i) => ({ path: `clusters.${i.cluster}.${i.object.replace(' ', '.')}${i.field ? `.${i.field}` : ''}`, cluster: i.cluster, object: i.object, ...(i.field ? { field: i.field } : {}), message: i.message })),
+      });
+    }
+    const owned = r.issues.filter((i) => i.kind === 'NotOwned');
+    if (owned.length) {
+      throw new HttpError(409, 'NotOwned', owned.map((i) => i.message).join('; '), {
+        details: owned.map((i) => ({ cluster: i.cluster, object: i.object, managers: i.managers ?? [], message: i.message })),
+      });
+    }
+    const prot = r.issues.filter((i) => i.kind === 'ProtectedNamespace');
+    if (prot.length) throw new HttpError(403, 'ProtectedNamespace', prot.map((i) => `${i.cluster}: ${i.message}`).join('; '));
+    return r;
   }
 
   #repeat(id: string, existing: WorkflowExecutionDescription, hash: string): Started {
-    if (existing.type !== DELIVERY_TYPE)
+    if (existing.type !== DELIVERY_WORKFLOW)
       throw new HttpError(409, 'IdConflict', `workflow ${id} is not a delivery`);
     if (existing.memo?.requestHash !== hash) {
       throw new HttpError(
@@ -209,26 +218,6 @@ export class Deliveries {
       );
     }
     return { id, created: false };
-  }
-
-  /**
-   * A lock whose holder can no longer give it back is released: the holder's workflow was
-   * closed without reporting (terminated, timed out), or never started although the lock was
-   * taken over a minute ago (an API that died between the two steps).
-   */
-  async #releaseIfStale(namespace: string, name: string, holder: string): Promise<boolean> {
-    const app = this.#d.temporal.workflow.getHandle(applicationWorkflowId(namespace, name));
-    const d = await this.#describe(holder);
-    let stale = d !== undefined && d.status.name !== 'RUNNING';
-    if (!d) {
-      const state = await this.#query(() => app.query(appStateQuery));
-      const rec = state.deliveries.find((x) => x.id === holder);
-      stale = !rec || Date.now() - Date.parse(rec.startedAt) > STALE_LOCK_MS;
-    }
-    if (!stale) return false;
-    this.#d.onStaleLock?.(holder, `${namespace}/${name}`);
-    await app.signal(releaseSignal, { deliveryId: holder });
-    return true;
   }
 
   async #describe(id: string): Promise<WorkflowExecutionDescription | undefined> {
@@ -244,7 +233,7 @@ export class Deliveries {
     id: string,
   ): Promise<{ handle: WorkflowHandle; description: WorkflowExecutionDescription }> {
     const description = deliveryIdRe.test(id) ? await this.#describe(id) : undefined;
-    if (!description || description.type !== DELIVERY_TYPE) throw notFound(`no delivery ${id}`);
+    if (!description || description.type !== DELIVERY_WORKFLOW) throw notFound(`no delivery ${id}`);
     return { handle: this.#d.temporal.workflow.getHandle(id), description };
   }
 
@@ -265,7 +254,7 @@ export class Deliveries {
 
   async list(q: ListQuery): Promise<DeliveryListItem[]> {
     // Values are validated against strict patterns (schemas.ts) before they reach the query.
-    const where = [`WorkflowType = '${DELIVERY_TYPE}'`];
+    const where = [`WorkflowType = '${DELIVERY_WORKFLOW}'`];
     if (q.app) where.push(`${SA_APP} = '${q.app}'`);
     if (q.phase) where.push(`${SA_PHASE} = '${q.phase}'`);
     const items: DeliveryListItem[] = [];
@@ -278,7 +267,7 @@ export class Deliveries {
         id: wf.workflowId,
         app: wf.typedSearchAttributes.get(appKey) ?? '',
         phase: (wf.typedSearchAttributes.get(phaseKey) ?? 'Pending') as Phase,
-        type: wf.typedSearchAttributes.get(typeKey) ?? DELIVERY_TYPE,
+        type: wf.typedSearchAttributes.get(typeKey) ?? 'deploy',
         execution: wf.status.name,
         startedAt: wf.startTime.toISOString(),
         ...(wf.closeTime ? { closedAt: wf.closeTime.toISOString() } : {}),
@@ -298,19 +287,25 @@ export class Deliveries {
    */
   async act(id: string, body: ActionBody, caller: Caller, idempotencyKey?: string): Promise<ActionOutcome> {
     const { handle, description } = await this.#deliveryHandle(id);
-    if (description.status.name === 'RUNNING') {
+    // With a key, the update id is derived from it: Temporal answers a repeat with the first outcome,
+    // even after the delivery has closed.
+    const updateId = idempotencyKey !== undefined ? actionUpdateId(caller.name, idempotencyKey, id) : undefined;
+    if (description.status.name === 'RUNNING' || updateId) {
       try {
-        const status = await handle.executeUpdate(actionUpdate, { args: [{ ...body, who: caller.name }] });
+        const status = await handle.executeUpdate(actionUpdate, {
+          args: [{ ...body, who: caller.name }],
+          ...(updateId ? { updateId } : {}),
+        });
         return { kind: 'status', status };
       } catch (e) {
         const f =
           e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
         if (f?.type === 'DeliveryFinished') {
-          // Finished, still reporting its end to the application: let it close, then answer as for a closed one.
+          // Finished, still concluding: let it close, then answer as for a closed one.
           await this.#query(() => handle.result()).catch(() => undefined);
         } else if (e instanceof WorkflowUpdateFailedError) {
           throw new HttpError(409, f?.type || 'ActionNotApplicable', f?.message ?? e.message);
-        } else {
+        } else if (!(e instanceof WorkflowNotFoundError)) {
           // The delivery may have finished between the describe and the update: decide again on its final state.
           const again = await this.#describe(id);
           if (!again || again.status.name === 'RUNNING') throw e;
@@ -330,7 +325,7 @@ export class Deliveries {
       const restoreId = deliveryIdFor(caller.name, idempotencyKey, `rollback ${id}`);
       const existing = await this.#describe(restoreId);
       if (existing) {
-        if (existing.type !== DELIVERY_TYPE || existing.memo?.rollbackOf !== id)
+        if (existing.type !== DELIVERY_WORKFLOW || existing.memo?.rollbackOf !== id)
           throw new HttpError(409, 'IdConflict', `workflow ${restoreId} is not a rollback of ${id}`);
         return { kind: 'started', started: { id: restoreId, created: false }, rollbackOf: id };
       }
@@ -374,7 +369,7 @@ export class Deliveries {
  */
 function withRolloutProgress(status: DeliveryStatus, description: WorkflowExecutionDescription): void {
   for (const a of description.raw.pendingActivities ?? []) {
-    if (a.activityType?.name !== 'waitForRollout') continue;
+    if (a.activityType?.name !== 'waitReady') continue;
     const payload = a.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
     let p: { cluster?: string; readyReplicas?: number; message?: string };

@@ -41,7 +41,18 @@ function accepted(res: Response, started: Started, extra: Record<string, string>
   res
     .status(started.created ? 202 : 200)
     .location(url)
-    .json({ id: started.id, status: url, ...extra });
+    .json({
+      id: started.id,
+      status: url,
+      ...extra,
+      ...(started.digests ? { digests: started.digests } : {}),
+      ...(started.unchecked ? { unchecked: started.unchecked } : {}),
+    });
+}
+
+/** Namespaces Flotilla never writes into: every kube-* one, and those the configuration names. */
+export function isProtectedNamespace(ns: string, extra: readonly string[]): boolean {
+  return ns.startsWith('kube-') || extra.includes(ns);
 }
 
 /** A plan the engine would refuse is refused here, before anything starts. PlanError paths are relative to the app (or to waves). */
@@ -59,15 +70,25 @@ function checkPlan(
   }
 }
 
-export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[]): Router {
+export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[], protectedNamespaces: readonly string[] = []): Router {
   const r = Router();
 
   r.post('/deliveries', requirePermission(Permission.start), async (req, res) => {
     requireJson(req);
     const key = idempotencyKey(req);
     const request = parseOr(DeliveryRequestSchema, req.body);
-    checkPlan(request.app, fleet, request.waves);
     const caller = locals(res).caller!;
+    if (isProtectedNamespace(request.app.namespace, protectedNamespaces)) {
+      throw new HttpError(403, 'ProtectedNamespace', `Flotilla does not deliver into namespace ${request.app.namespace}: namespaces starting with kube-${protectedNamespaces.length ? ` and ${protectedNamespaces.join(', ')}` : ''} are protected`, {
+        details: [{ path: 'app.namespace', message: 'protected namespace' }],
+      });
+    }
+    if (request.adopt && caller.role !== 'sre') {
+      throw new HttpError(403, 'Forbidden', `adopt: true takes over objects Flotilla did not create; only role sre may ask it (you are ${caller.role})`, {
+        details: [{ path: 'adopt', message: 'role sre only' }],
+      });
+    }
+    checkPlan(request.app, fleet, request.waves);
     const started = await deliveries.start({
       request,
       caller,

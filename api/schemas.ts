@@ -62,6 +62,11 @@ export const DeliveryAcceptedSchema = z.object({
   id: z.string(),
   status: z.string().meta({ description: 'URL of the delivery status' }),
   rollbackOf: z.string().optional(),
+  digests: z.record(z.string(), z.string()).optional().meta({ description: 'The digest each image was pinned to' }),
+  unchecked: z
+    .array(z.object({ cluster: z.string(), reason: z.string() }))
+    .optional()
+    .meta({ description: 'Clusters the preflight could not check in time; the delivery waits for them' }),
 });
 
 export const DeliveryListItemSchema = z.object({
@@ -90,11 +95,24 @@ const ConditionSchema = z.object({
   lastTransitionTime: z.string(),
 });
 
+const ObservedSchema = z
+  .object({
+    exists: z.boolean(),
+    image: z.string().optional(),
+    replicas: z.number().int().optional(),
+    readyReplicas: z.number().int().optional(),
+    updatedReplicas: z.number().int().optional(),
+    revision: z.number().int().optional(),
+    deliveryId: z.string().optional(),
+    at: z.string(),
+  })
+  .meta({ description: "What the cluster runs, read back from its API server (the application's Deployment)" });
+
 const ClusterStatusSchema = z.object({
   cluster: z.string(),
   wave: z.number().int(),
   phase: z.enum(ClusterPhase),
-  image: z.string(),
+  image: z.string().meta({ description: 'The image this delivery deploys there, pinned by digest' }),
   desiredReplicas: z.number().int(),
   readyReplicas: z.number().int(),
   previousRevision: z.number().int().optional(),
@@ -102,6 +120,8 @@ const ClusterStatusSchema = z.object({
   message: z.string(),
   failureType: z.string().optional(),
   attempts: z.number().int(),
+  step: z.number().int().meta({ description: 'Index into steps of the step this cluster is at (steps.length once done)' }),
+  observed: ObservedSchema.optional(),
 });
 
 const AuditEntrySchema = z.object({
@@ -116,12 +136,15 @@ export const DeliveryStatusSchema = z.object({
   id: z.string(),
   type: z.enum(['deploy', 'rollback']),
   app: z.object({ name: z.string(), namespace: z.string() }),
-  image: z.string(),
+  image: z.string().meta({ description: 'The image as requested (the tag stays visible)' }),
+  digest: z.string().optional().meta({ description: 'The digest the image was pinned to when the delivery was planned' }),
   onFailure: z.enum(OnFailure),
   phase: z.enum(Phase),
   conditions: z.array(ConditionSchema),
   currentWave: z.number().int(),
   waves: z.array(z.array(z.string())),
+  steps: z.array(z.string()).meta({ description: 'The steps each wave runs, in order' }),
+  currentStep: z.number().int(),
   clusters: z.record(z.string(), ClusterStatusSchema),
   audit: z.array(AuditEntrySchema),
   startedAt: z.string(),
@@ -136,13 +159,18 @@ export const AppStateSchema = z.object({
   previousSpec: AppSpecSchema.optional(),
   clusters: z.record(
     z.string(),
-    z.object({
-      image: z.string(),
-      replicas: z.number().int(),
-      revision: z.number().int().optional(),
-      deliveryId: z.string(),
-      at: z.string(),
-    }),
+    z
+      .object({
+        image: z.string().optional(),
+        replicas: z.number().int().optional(),
+        readyReplicas: z.number().int().optional(),
+        revision: z.number().int().optional(),
+        deliveryId: z.string(),
+        phase: z.string(),
+        verified: z.boolean().meta({ description: 'False when the cluster could not be read back at the end of that delivery' }),
+        at: z.string(),
+      })
+      .meta({ description: 'What the cluster runs, read back from it at the end of the last delivery' }),
   ),
   activeDelivery: z.string().optional(),
   deliveries: z.array(
@@ -153,6 +181,8 @@ export const AppStateSchema = z.object({
       phase: z.enum(Phase),
       startedAt: z.string(),
       finishedAt: z.string().optional(),
+      requestedBy: z.string().optional(),
+      rollbackOf: z.string().optional(),
     }),
   ),
 });

@@ -13,6 +13,7 @@
  *                                default true unless FLOTILLA_CLUSTERS is set
  *   FLOTILLA_LOG_LEVEL           trace|debug|info|warn|error|fatal|silent (default info)
  *   FLOTILLA_SHUTDOWN_GRACE_MS   how long running activities may finish on shutdown (default 10000)
+ *   FLOTILLA_PROTECTED_NAMESPACES comma list of namespaces never written into, besides every kube-* one
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -68,6 +69,13 @@ export const WorkerConfigSchema = z
       .min(0)
       .max(3_600_000)
       .default(10_000),
+    /** Namespaces this worker never writes into, whatever the hub asks (besides every kube-* one). */
+    protectedNamespaces: z
+      .preprocess(
+        (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v),
+        z.array(dnsLabel, { error: 'must be a comma-separated list of namespaces' }),
+      )
+      .default([]),
   })
   .strict()
   .transform((c) => ({ ...c, hub: c.hub ?? c.clusters === undefined }))
@@ -88,6 +96,7 @@ const envNames: Record<string, string> = {
   hub: 'FLOTILLA_HUB',
   logLevel: 'FLOTILLA_LOG_LEVEL',
   shutdownGraceMs: 'FLOTILLA_SHUTDOWN_GRACE_MS',
+  protectedNamespaces: 'FLOTILLA_PROTECTED_NAMESPACES',
 };
 
 export class ConfigError extends Error {
@@ -114,6 +123,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (v('FLOTILLA_HUB')) out.hub = v('FLOTILLA_HUB');
   if (v('FLOTILLA_LOG_LEVEL')) out.logLevel = v('FLOTILLA_LOG_LEVEL');
   if (v('FLOTILLA_SHUTDOWN_GRACE_MS')) out.shutdownGraceMs = v('FLOTILLA_SHUTDOWN_GRACE_MS');
+  if (v('FLOTILLA_PROTECTED_NAMESPACES')) out.protectedNamespaces = v('FLOTILLA_PROTECTED_NAMESPACES');
   return out;
 }
 

@@ -50,6 +50,8 @@ export interface StartOptions {
   clients?: Record<string, ClusterClients>;
   /** A workflow bundle built beforehand (tests build one and share it). */
   workflowBundle?: WorkflowBundle;
+  /** How the hub resolves image tags to digests (the registry; tests may give another). */
+  resolveDigest?: (ref: string) => Promise<string>;
 }
 
 /** The clusters this worker serves: every one, or those FLOTILLA_CLUSTERS names (each must exist). */
@@ -90,7 +92,12 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
         connection,
         namespace: config.temporal.namespace,
         taskQueue,
-        activities: createClusterActivities({ cluster: c, logger: log, clients: clients.get(c.name)! }),
+        activities: createClusterActivities({
+          cluster: c,
+          logger: log,
+          clients: clients.get(c.name)!,
+          protectedNamespaces: config.protectedNamespaces,
+        }),
         shutdownGraceTime: config.shutdownGraceMs,
       });
       workers.push({ worker, queue: { taskQueue, serves: c.name } });
@@ -101,8 +108,10 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
         namespace: config.temporal.namespace,
         taskQueue: HUB_TASK_QUEUE,
         workflowBundle,
-        activities: createHubActivities({ inventory }),
+        activities: createHubActivities({ inventory, ...(opts.resolveDigest ? { resolveDigest: opts.resolveDigest } : {}) }),
         shutdownGraceTime: config.shutdownGraceMs,
+        // A killed worker's workflows move to the next worker after this, not after the default 10 s.
+        stickyQueueScheduleToStartTimeout: '2s',
       });
       workers.push({ worker, queue: { taskQueue: HUB_TASK_QUEUE, serves: 'hub' } });
     }
