@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { quietRuntime } from '../support/temporal.ts';
@@ -20,6 +20,8 @@ import { parseConfig } from '../../worker/config.ts';
 import { startWorkers, WORKFLOWS_PATH, type WorkersHandle } from '../../worker/main.ts';
 import { createLogger } from '../../worker/logger.ts';
 import { actionUpdate, HUB_TASK_QUEUE, statusQuery } from '../../workflows/messages.ts';
+import { resolveDigest } from '../../activities/digest.ts';
+import { deliverVia } from '../workflows/harness.ts';
 import type { ClusterClients } from '../../activities/kubernetes/clients.ts';
 import { clusterClients, cordon, deleteNamespaces, deploymentsIn, runInventory, until } from './support.ts';
 
@@ -73,16 +75,22 @@ function deployRequest(ns: string, tag: string, extra: Partial<DeployRequestInpu
     waves: [['beijing'], ['shenzhen', 'cloud-hk']],
     onFailure: 'pause',
     rolloutTimeout: '3m',
+    // The stack's cordoned clusters never get a node: fail soon rather than wait for an autoscaler.
+    grace: { unschedulable: '10s' },
     ...extra,
   });
 }
 
+/** Starts a delivery through its application's workflow, as the API does. */
 async function startDelivery(ns: string, tag: string, extra: Partial<DeployRequestInput> = {}): Promise<WorkflowHandle> {
-  return client.workflow.start('deploy', {
-    taskQueue: HUB_TASK_QUEUE,
-    workflowId: `delivery-e2e-${ns}-${tag}-${randomUUID().slice(0, 4)}`,
-    args: [{ request: deployRequest(ns, tag, extra), requestedBy: 'e2e' }],
-  });
+  return deliverVia(client, HUB_TASK_QUEUE, deployRequest(ns, tag, extra), { id: `delivery-e2e-${ns}-${tag}-${randomUUID().slice(0, 4)}`, requestedBy: 'e2e' });
+}
+
+/** `registry/demo/web@sha256:...`: what a delivery of the tag deploys. */
+const pinnedOf = new Map<string, string>();
+async function pin(tag: string): Promise<string> {
+  if (!pinnedOf.has(tag)) pinnedOf.set(tag, `${central}/demo/web@${await resolveDigest(image(tag))}`);
+  return pinnedOf.get(tag)!;
 }
 const statusOf = (h: WorkflowHandle) => h.query(statusQuery);
 const untilPhase = (h: WorkflowHandle, phases: string[], timeoutMs = 180_000) =>
@@ -90,12 +98,15 @@ const untilPhase = (h: WorkflowHandle, phases: string[], timeoutMs = 180_000) =>
 const sre = (h: WorkflowHandle, action: 'retry' | 'skip' | 'rollback' | 'abort', cluster?: string) =>
   h.executeUpdate(actionUpdate, { args: [{ action, who: 'sre-e2e', ...(cluster ? { cluster } : {}) }] });
 
-/** 4 replicas over capacities 2:1:1, at least one each. */
-const expected = (tag: string) => ({
-  beijing: { image: image(tag), replicas: 2, ready: 2 },
-  shenzhen: { image: image(tag), replicas: 1, ready: 1 },
-  'cloud-hk': { image: image(tag), replicas: 1, ready: 1 },
-});
+/** 4 replicas over capacities 2:1:1, at least one each, every cluster on the tag's digest. */
+const expected = async (tag: string) => {
+  const img = await pin(tag);
+  return {
+    beijing: { image: img, replicas: 2, ready: 2 },
+    shenzhen: { image: img, replicas: 1, ready: 1 },
+    'cloud-hk': { image: img, replicas: 1, ready: 1 },
+  };
+};
 const view = async (ns: string) =>
   Object.fromEntries(Object.entries(await deploymentsIn(clients, ns)).map(([n, d]) => [n, d && { image: d.image, replicas: d.replicas, ready: d.ready }]));
 
@@ -113,7 +124,7 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
     const h = await startDelivery(ns, 'v2');
     const final = (await h.result()) as DeliveryStatus;
     expect(final.phase).toBe('Healthy');
-    expect(await view(ns)).toEqual(expected('v2'));
+    expect(await view(ns)).toEqual(await expected('v2'));
     expect(Object.values(final.clusters).map((c) => [c.cluster, c.phase, c.readyReplicas])).toEqual([
       ['beijing', 'Healthy', 2],
       ['shenzhen', 'Healthy', 1],
@@ -131,7 +142,7 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
       const final = (await h.result()) as DeliveryStatus;
       expect(final.phase).toBe('RolledBack');
       expect(final.conditions.find((c) => c.type === 'Progressing')?.message).toMatch(/shenzhen: .*unschedulable/);
-      expect(await view(ns)).toEqual(expected('v1'));
+      expect(await view(ns)).toEqual(await expected('v1'));
     } finally {
       await cordon(shenzhen, false);
     }
@@ -149,7 +160,7 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
       expect(paused.clusters.shenzhen).toMatchObject({ phase: 'Failed', failureType: 'RolloutFailed' });
       expect(paused.clusters.beijing!.phase).toBe('Healthy');
       const beijingBefore = (await deploymentsIn(clients, ns)).beijing!;
-      expect(beijingBefore.image).toBe(image('v2'));
+      expect(beijingBefore.image).toBe(await pin('v2'));
     } finally {
       await cordon(shenzhen, false); // the fault is cleared
     }
@@ -157,7 +168,7 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
     await sre(h, 'retry');
     const final = (await h.result()) as DeliveryStatus;
     expect(final.phase).toBe('Healthy');
-    expect(await view(ns)).toEqual(expected('v2'));
+    expect(await view(ns)).toEqual(await expected('v2'));
     expect(final.clusters.beijing!.attempts).toBe(1);
     expect(final.clusters.shenzhen!.attempts).toBe(2);
     expect((await deploymentsIn(clients, ns)).beijing!.generation).toBe(beijingGeneration);
@@ -178,7 +189,7 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
     }
     const final = (await h.result()) as DeliveryStatus;
     expect(final.phase).toBe('Healthy');
-    expect(await view(ns)).toEqual(expected('v2'));
+    expect(await view(ns)).toEqual(await expected('v2'));
   });
 
   it('a cluster that stays down past the wait is skipped by an SRE, and the others finish', async () => {
@@ -192,7 +203,7 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
       const final = (await h.result()) as DeliveryStatus;
       expect(final.phase).toBe('Healthy');
       expect(final.clusters['cloud-hk']!.phase).toBe('Skipped');
-      const { beijing, shenzhen } = expected('v2');
+      const { beijing, shenzhen } = await expected('v2');
       const up = new Map([...clients].filter(([n]) => n !== 'cloud-hk')); // cloud-hk is still down
       const v = await deploymentsIn(up, ns);
       expect({ beijing: v.beijing?.image, shenzhen: v.shenzhen?.image }).toEqual({ beijing: beijing.image, shenzhen: shenzhen.image });
@@ -218,7 +229,7 @@ describe('agent mode', () => {
       agent = await startInProcess({ clusters: ['cloud-hk'] });
       const final = (await h.result()) as DeliveryStatus;
       expect(final.phase).toBe('Healthy');
-      expect(await view(ns)).toEqual(expected('v2'));
+      expect(await view(ns)).toEqual(await expected('v2'));
     } finally {
       await agent?.shutdown();
       await hub.shutdown();
@@ -245,25 +256,42 @@ describe('worker crash', () => {
     });
   }
 
-  it('a worker killed with SIGKILL mid-wave is replaced and the delivery finishes correctly', async () => {
+  it('a worker killed with SIGKILL while a step runs is replaced, the step resumes on the new worker, and the delivery finishes correctly', async () => {
     writeFileSync(inventoryFile, stringify(inventory));
     const ns = freshNamespace('sigkill');
+    const shenzhen = clients.get('shenzhen')!;
+    await cordon(shenzhen, true); // shenzhen's wait step stays in flight until the node pool is back
     let first: ChildProcess | undefined = workerProcess(1);
     let second: ChildProcess | undefined;
     try {
-      const h = await startDelivery(ns, 'v2', { waves: [['beijing'], ['shenzhen'], ['cloud-hk']] });
-      // mid-wave: wave 1 applied in beijing, the rest not yet
-      await until(() => deploymentsIn(clients, ns), (d) => d.beijing !== null, 'beijing applied', 120_000);
+      const h = await startDelivery(ns, 'v2', { waves: [['beijing'], ['shenzhen'], ['cloud-hk']], grace: { unschedulable: '5m' } });
+      // The step is really in flight on the first worker: its activity has started there.
+      const inFlight = await until(
+        async () => (await h.describe()).raw.pendingActivities ?? [],
+        (acts) => acts.some((a) => a.activityType?.name === 'waitReady' && Number(a.state) === 2 /* STARTED */),
+        'shenzhen waiting on worker 1',
+        120_000,
+      );
+      const waiting = inFlight.find((a) => a.activityType?.name === 'waitReady')!;
+      expect(waiting.lastWorkerIdentity).toBe(`${first.pid}@${hostname()}`);
       first.kill('SIGKILL');
       await new Promise<void>((r) => first!.once('exit', () => r()));
       first = undefined;
-      const mid = await deploymentsIn(clients, ns);
-      expect(mid['cloud-hk']).toBeNull();
+      expect((await deploymentsIn(clients, ns))['cloud-hk']).toBeNull();
+      await cordon(shenzhen, false);
       second = workerProcess(2);
       const final = (await h.result()) as DeliveryStatus;
       expect(final.phase).toBe('Healthy');
-      expect(await view(ns)).toEqual(expected('v2'));
+      expect(await view(ns)).toEqual(await expected('v2'));
+      // The interrupted wait was retried (attempt 2) by the second worker, not redone from the apply.
+      const events = (await h.fetchHistory()).events ?? [];
+      const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityId === waiting.activityId)!;
+      const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled.eventId))!;
+      expect(started.activityTaskStartedEventAttributes?.attempt).toBeGreaterThanOrEqual(2);
+      expect(started.activityTaskStartedEventAttributes?.identity).toBe(`${second.pid}@${hostname()}`);
+      expect(final.clusters.shenzhen!.attempts).toBe(1);
     } finally {
+      await cordon(shenzhen, false);
       first?.kill('SIGKILL');
       if (second) {
         second.kill('SIGTERM');

@@ -69,8 +69,9 @@ function pod(
   };
 }
 
+const graces = (ms: number) => ({ unschedulableMs: ms, imagePullMs: ms, unreadyMs: ms });
 function obs(d: V1Deployment, newPods: V1Pod[] = [], graceMs = 20_000, generation = 2): Observation {
-  return { deployment: d, generation, newPods, now: NOW, unreadySeen: new Map(), unreadyGraceMs: graceMs };
+  return { deployment: d, generation, newPods, now: NOW, firstSeen: new Map(), graces: graces(graceMs) };
 }
 
 describe('assessRollout', () => {
@@ -139,10 +140,22 @@ describe('assessRollout', () => {
       kind: 'failed',
     },
     {
-      name: 'a new pod that cannot pull its image',
+      name: 'a new pod that cannot pull its image, within the grace',
       o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [
         pod('web-c', { waiting: 'ImagePullBackOff', phase: 'Pending' }),
       ]),
+      kind: 'waiting',
+    },
+    {
+      name: 'a new pod that could not pull its image for longer than the grace',
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [
+        { ...pod('web-c', { waiting: 'ErrImagePull', phase: 'Pending' }), metadata: { name: 'web-c', creationTimestamp: new Date(NOW - 30_000) } },
+      ]),
+      kind: 'failed',
+    },
+    {
+      name: 'a new pod whose image name is invalid (never fixes itself)',
+      o: obs(deployment(2, { replicas: 3, updatedReplicas: 1 }), [pod('web-c', { waiting: 'InvalidImageName', phase: 'Pending' })]),
       kind: 'failed',
     },
     {
@@ -184,11 +197,33 @@ describe('assessRollout', () => {
   it('counts unready time from when the activity first saw it, when the pod clock says less', () => {
     const seen = new Map<string, number>();
     const p = pod('web-z', { since: new Date(NOW + 60_000).toISOString() }); // a pod clock ahead of ours
-    expect(podProblem(p, { now: NOW, unreadySeen: seen, unreadyGraceMs: 10_000 })).toBeUndefined();
-    expect(podProblem(p, { now: NOW + 9_000, unreadySeen: seen, unreadyGraceMs: 10_000 })).toBeUndefined();
-    expect(podProblem(p, { now: NOW + 11_000, unreadySeen: seen, unreadyGraceMs: 10_000 })).toMatch(
+    expect(podProblem(p, { now: NOW, firstSeen: seen, graces: graces(10_000) })).toBeUndefined();
+    expect(podProblem(p, { now: NOW + 9_000, firstSeen: seen, graces: graces(10_000) })).toBeUndefined();
+    expect(podProblem(p, { now: NOW + 11_000, firstSeen: seen, graces: graces(10_000) })).toMatch(
       /Running but not Ready for 11s/,
     );
+  });
+
+  it('starts no grace clock before the step began: a retry asked for later gets a fresh grace', () => {
+    const p = pod('web-r', { since: new Date(NOW - 600_000).toISOString() }); // unready for 10 minutes already
+    const o = (now: number) => ({ now, firstSeen: new Map<string, number>(), graces: graces(60_000), notBefore: NOW });
+    expect(podProblem(p, o(NOW + 30_000))).toBeUndefined();
+    expect(podProblem(p, o(NOW + 61_000))).toMatch(/not Ready for 61s/);
+    // Without notBefore (a retry of the same attempt after a crash), the pod's own clock counts.
+    expect(podProblem(p, { now: NOW, firstSeen: new Map(), graces: graces(60_000) })).toMatch(/not Ready for 600s/);
+  });
+
+  it('each kind of trouble has its own grace', () => {
+    const stuck: V1Pod = {
+      metadata: { name: 'web-s' },
+      status: {
+        phase: 'Pending',
+        conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no nodes', lastTransitionTime: new Date(NOW - 120_000) }],
+      },
+    };
+    const o = { now: NOW, firstSeen: new Map<string, number>(), graces: { unschedulableMs: 300_000, imagePullMs: 1_000, unreadyMs: 1_000 } };
+    expect(podProblem(stuck, o)).toBeUndefined(); // 2 minutes unschedulable: a cluster autoscaler may still add a node
+    expect(podProblem(stuck, { ...o, graces: { ...o.graces, unschedulableMs: 60_000 } })).toMatch(/unschedulable for 120s \(grace 60s\)/);
   });
 
   it('fails on new pods that no node will schedule, after the grace', () => {
@@ -212,7 +247,7 @@ describe('assessRollout', () => {
     const v = assessRollout(obs(d, [unschedulable(NOW - 25_000)]));
     expect(v.kind).toBe('failed');
     if (v.kind !== 'failed') return;
-    expect(v.pods[0]!.problem).toMatch(/Pending, unschedulable for 25s: 0\/3 nodes are available/);
+    expect(v.pods[0]!.problem).toMatch(/Pending, unschedulable for 25s \(grace 20s\): 0\/3 nodes are available/);
   });
 
   it('reports progress counts', () => {

@@ -65,6 +65,8 @@ function finished(
     conditions: [],
     currentWave: waves.length - 1,
     waves,
+    steps: ['apply', 'wait'],
+    currentStep: 2,
     clusters: Object.fromEntries(
       Object.entries(clusters).map(([n, p]) => [
         n,
@@ -77,6 +79,7 @@ function finished(
           readyReplicas: 1,
           message: '',
           attempts: 1,
+          step: 2,
         },
       ]),
     ),

@@ -72,7 +72,7 @@ describe('hole 9: readiness is real', () => {
     },
   });
   const graces = { unschedulableMs: 300_000, imagePullMs: 60_000, unreadyMs: 120_000 };
-  const obs = (p: V1Pod) => ({ deployment, generation: 2, newPods: [p], now: NOW, unreadySeen: new Map<string, number>(), unreadyGraceMs: 20_000, graces });
+  const obs = (p: V1Pod) => ({ deployment, generation: 2, newPods: [p], now: NOW, firstSeen: new Map<string, number>(), graces });
 
   it('the first ErrImagePull is not fatal: a registry that catches up within the grace lets the rollout go on', () => {
     expect(assessRollout(obs(pulling('ErrImagePull', 2_000))).kind).toBe('waiting');

@@ -236,14 +236,16 @@ describe('placement', () => {
 describe('DeployRequestSchema', () => {
   const request = { type: 'deploy', app: minimal };
 
-  it('fills onFailure and the timeouts, leaves waves out', () => {
+  it('fills onFailure, the timeouts, the graces and adopt, leaves waves out', () => {
     const r = DeployRequestSchema.parse(request);
     expect(r).toEqual({
       type: 'deploy',
       app: AppSpecSchema.parse(minimal),
       onFailure: 'pause',
       unreachableTimeout: '2m',
-      rolloutTimeout: '5m',
+      rolloutTimeout: '10m',
+      grace: { unschedulable: '5m', imagePull: '2m', unready: '3m' },
+      adopt: false,
     });
     expect(r).not.toHaveProperty('waves');
   });

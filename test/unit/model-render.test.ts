@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  ANNOTATION_APP,
   ANNOTATION_CLUSTER,
   ANNOTATION_DELIVERY,
   AppSpecSchema,
@@ -29,7 +30,7 @@ const spec = (over: Partial<AppSpecInput> = {}) =>
   });
 const render = (over: Partial<AppSpecInput> = {}, delivery = 'd-1', cluster = 'beijing') => {
   const app = spec(over);
-  return renderApp(app, planDeploy(app, fleet).targets[cluster]!, delivery);
+  return renderApp(app, planDeploy(app, fleet).targets[cluster]!, { deliveryId: delivery, progressDeadlineSeconds: 600 });
 };
 type Obj = {
   metadata: Record<string, unknown>;
@@ -37,19 +38,24 @@ type Obj = {
     template: { metadata: Record<string, unknown>; spec: { containers: Record<string, unknown>[] } };
   };
 };
-const deployment = (r: ReturnType<typeof renderApp>) => r.deployment as Obj;
+const deployment = (r: ReturnType<typeof renderApp>) => r.find((o) => o.kind === 'Deployment') as unknown as Obj;
+const service = (r: ReturnType<typeof renderApp>) => r.find((o) => o.kind === 'Service') as unknown as Obj;
 const container = (r: ReturnType<typeof renderApp>) => deployment(r).spec.template.spec.containers[0]!;
 
 describe('renderApp: the Deployment', () => {
+  it('renders the Service, then the Deployment (apply order)', () => {
+    expect(render().map((o) => o.kind)).toEqual(['Service', 'Deployment']);
+  });
+
   it('has the whole expected shape for a minimal app', () => {
-    expect(render().deployment).toEqual({
+    expect(deployment(render())).toEqual({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: {
         name: 'web',
         namespace: 'shop',
         labels: { [LABEL_APP]: 'web', [LABEL_MANAGED_BY]: 'flotilla' },
-        annotations: { [ANNOTATION_DELIVERY]: 'd-1', [ANNOTATION_CLUSTER]: 'beijing' },
+        annotations: { [ANNOTATION_APP]: 'shop/web', [ANNOTATION_DELIVERY]: 'd-1', [ANNOTATION_CLUSTER]: 'beijing' },
       },
       spec: {
         replicas: 2,
@@ -85,7 +91,8 @@ describe('renderApp: the Deployment', () => {
       env: { B: '2' },
       resources: { limits: { cpu: '1' } },
     };
-    const r = renderApp(app, target, 'd-9');
+    const r = renderApp(app, target, { deliveryId: 'd-9', progressDeadlineSeconds: 90 });
+    expect(deployment(r).spec.progressDeadlineSeconds).toBe(90);
     expect(deployment(r).spec.replicas).toBe(7);
     expect(container(r)).toMatchObject({
       image: 'harbor.sz.local/demo/web:v2',
@@ -93,6 +100,7 @@ describe('renderApp: the Deployment', () => {
       resources: { limits: { cpu: '1' } },
     });
     expect(deployment(r).metadata.annotations).toEqual({
+      [ANNOTATION_APP]: 'shop/web',
       [ANNOTATION_DELIVERY]: 'd-9',
       [ANNOTATION_CLUSTER]: 'shenzhen',
     });
@@ -242,14 +250,14 @@ describe('renderApp: the Service', () => {
         ],
       },
     });
-    expect(r.service).toEqual({
+    expect(service(r)).toEqual({
       apiVersion: 'v1',
       kind: 'Service',
       metadata: {
         name: 'web',
         namespace: 'shop',
         labels: { [LABEL_APP]: 'web', [LABEL_MANAGED_BY]: 'flotilla' },
-        annotations: { [ANNOTATION_DELIVERY]: 'd-1' },
+        annotations: { [ANNOTATION_APP]: 'shop/web', [ANNOTATION_DELIVERY]: 'd-1', [ANNOTATION_CLUSTER]: 'beijing' },
       },
       spec: {
         type: 'ClusterIP',
@@ -268,8 +276,49 @@ describe('renderApp: the Service', () => {
 
   it('its selector equals the Deployment selector', () => {
     const r = render();
-    expect((r.service as Obj).spec.selector).toEqual(
+    expect(service(r).spec.selector).toEqual(
       (deployment(r).spec.selector as { matchLabels: unknown }).matchLabels,
     );
+  });
+});
+
+describe('renderApp: probes and pinned images', () => {
+  it('puts readiness, liveness and startup probes on the container as given', () => {
+    const r = render({
+      template: {
+        readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 2 },
+        livenessProbe: { tcpSocket: { port: 8080 } },
+        startupProbe: { exec: { command: ['test', '-f', '/ok'] }, failureThreshold: 30 },
+      },
+    });
+    expect(container(r)).toMatchObject({
+      readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 2 },
+      livenessProbe: { tcpSocket: { port: 8080 } },
+      startupProbe: { exec: { command: ['test', '-f', '/ok'] }, failureThreshold: 30 },
+    });
+  });
+
+  it('refuses a probe with no handler or two, naming the field', () => {
+    for (const probe of [{ periodSeconds: 2 }, { tcpSocket: { port: 1 }, exec: { command: ['x'] } }]) {
+      const r = AppSpecSchema.safeParse({ ...spec(), template: { readinessProbe: probe } });
+      expect(r.success).toBe(false);
+      expect(r.error?.issues[0]?.path).toEqual(['template', 'readinessProbe']);
+    }
+  });
+
+  it('refuses an unknown template field instead of dropping it', () => {
+    const r = AppSpecSchema.safeParse({ ...spec(), template: { readinesProbe: { tcpSocket: { port: 1 } } } });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.code).toBe('unrecognized_keys');
+  });
+
+  it('renders pinned images when planned with digests: the app image and every sidecar', () => {
+    const app = spec({ template: { sidecars: [{ name: 'envoy', image: 'reg.example/envoy:1.30' }] } });
+    const digests = { 'registry.local:5000/demo/web:v2': `sha256:${'a'.repeat(64)}`, 'reg.example/envoy:1.30': `sha256:${'b'.repeat(64)}` };
+    const r = renderApp(app, planDeploy(app, fleet, undefined, digests).targets.beijing!, { deliveryId: 'd', progressDeadlineSeconds: 600 });
+    expect(deployment(r).spec.template.spec.containers.map((c) => c.image)).toEqual([
+      `registry.local:5000/demo/web@sha256:${'a'.repeat(64)}`,
+      `reg.example/envoy@sha256:${'b'.repeat(64)}`,
+    ]);
   });
 });

@@ -12,7 +12,7 @@ import type { AppState } from '../../workflows/messages.ts';
 import { createApp } from '../../api/app.ts';
 import { CI, SRE, VIEWER, tokens } from '../support/tokens.ts';
 import { createLogger } from '../../api/logger.ts';
-import { bundle, eventually, startFleet, type Fleet } from './harness.ts';
+import { bundle, eventually, pinned, startFleet, type Fleet } from './harness.ts';
 
 
 let fleet: Fleet;
@@ -69,14 +69,8 @@ const act = (id: string, body: object, key?: string) => {
   const r = request(api).post(`/v1/deliveries/${id}/actions`).set('Authorization', SRE);
   return (key ? r.set('Idempotency-Key', key) : r).send(body);
 };
-const imagesIn = (ns: string) =>
-  Object.fromEntries(
-    Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.image]),
-  );
-const replicasIn = (ns: string) =>
-  Object.fromEntries(
-    Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get(`${ns}/web`)?.replicas]),
-  );
+const imagesIn = (ns: string) => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.image(ns)]));
+const replicasIn = (ns: string) => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.replicas(ns)]));
 const appState = async (ns: string): Promise<AppState> => {
   const res = await request(api).get(`/v1/apps/web?namespace=${ns}`).set('Authorization', VIEWER);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -102,11 +96,9 @@ describe('HTTP API on a real Temporal server', () => {
       waves: [['beijing'], ['shenzhen', 'cloud-hk']],
     });
     // What a user checks: every cluster runs the image, with the replicas divided by capacity (2:1:1 of 8).
-    expect(imagesIn(ns)).toEqual({
-      beijing: 'central:5000/demo/web:v1',
-      shenzhen: 'central:5000/demo/web:v1',
-      'cloud-hk': 'central:5000/demo/web:v1',
-    });
+    const v1 = pinned('central:5000/demo/web:v1');
+    expect(imagesIn(ns)).toEqual({ beijing: v1, shenzhen: v1, 'cloud-hk': v1 });
+    expect(res.body.digests).toEqual({ 'central:5000/demo/web:v1': v1.split('@')[1] });
     expect(replicasIn(ns)).toEqual({ beijing: 4, shenzhen: 2, 'cloud-hk': 2 });
 
     const app = await eventually(
@@ -151,7 +143,7 @@ describe('HTTP API on a real Temporal server', () => {
   it('refuses a second delivery of a running application with 409 naming it; Idempotency-Key returns the same delivery whatever the lock', async () => {
     const ns = freshNamespace();
     const v1 = `central:5000/demo/web:${ns}-v1`;
-    fleet.clusters.shenzhen!.badImages.add(v1); // wave 2 fails: the delivery waits in NeedsAttention, holding the lock
+    fleet.clusters.shenzhen!.badImages.add(pinned(v1)); // wave 2 fails: the delivery waits in NeedsAttention, holding the lock
     const first = await post(deployBody(ns, v1), CI, 'build-1');
     expect(first.status, JSON.stringify(first.body)).toBe(202);
     const id = first.body.id as string;
@@ -164,7 +156,7 @@ describe('HTTP API on a real Temporal server', () => {
       details: { activeDelivery: id, status: `/v1/deliveries/${id}` },
     });
     expect(second.body.message).toContain(id);
-    expect(fleet.clusters.beijing!.calls.filter((c) => c.image?.endsWith(`${ns}-v2`))).toEqual([]); // nothing of it reached a cluster
+    expect(fleet.clusters.beijing!.calls.filter((c) => c.image === pinned(`central:5000/demo/web:${ns}-v2`))).toEqual([]); // nothing of it reached a cluster
 
     // The same key and caller: the same delivery, 200, while the lock is held by that very delivery.
     const again = await post(deployBody(ns, v1), CI, 'build-1');
@@ -179,7 +171,7 @@ describe('HTTP API on a real Temporal server', () => {
     const otherCaller = await post(deployBody(ns, v1), SRE, 'build-1');
     expect(otherCaller.status).toBe(409);
 
-    fleet.clusters.shenzhen!.badImages.delete(v1);
+    fleet.clusters.shenzhen!.badImages.delete(pinned(v1));
     const retried = await act(id, { action: 'retry', comment: 'image fixed' });
     expect(retried.status).toBe(200);
     await untilPhase(id, ['Healthy']);
@@ -206,7 +198,7 @@ describe('HTTP API on a real Temporal server', () => {
         (s) => s.clusters.beijing?.readyReplicas === 3,
       );
       expect(mid.phase).toBe('Progressing');
-      expect(mid.clusters.beijing).toMatchObject({ phase: 'Progressing', desiredReplicas: 4, readyReplicas: 3, message: '3 of 4 updated replicas available' });
+      expect(mid.clusters.beijing).toMatchObject({ phase: 'Progressing', desiredReplicas: 4, readyReplicas: 3, message: '3 updated replicas available' });
       release();
       const done = await untilPhase(res.body.id, ['Healthy']);
       expect(done.clusters.beijing).toMatchObject({ phase: 'Healthy', readyReplicas: 4 });
@@ -219,7 +211,7 @@ describe('HTTP API on a real Temporal server', () => {
   it('frees the lock of a delivery that was terminated by hand, so the next delivery is not refused for ever', async () => {
     const ns = freshNamespace();
     const v1 = `central:5000/demo/web:${ns}-v1`;
-    fleet.clusters.shenzhen!.badImages.add(v1);
+    fleet.clusters.shenzhen!.badImages.add(pinned(v1));
     const first = await post(deployBody(ns, v1));
     expect(first.status).toBe(202);
     await untilPhase(first.body.id, ['NeedsAttention']);
@@ -233,7 +225,7 @@ describe('HTTP API on a real Temporal server', () => {
   it('takes SRE actions on a paused delivery: 409 with the reason when they do not apply, 200 with the new status when they do', async () => {
     const ns = freshNamespace();
     const v1 = `central:5000/demo/web:${ns}-v1`;
-    fleet.clusters['cloud-hk']!.badImages.add(v1);
+    fleet.clusters['cloud-hk']!.badImages.add(pinned(v1));
     const id = (await post(deployBody(ns, v1))).body.id as string;
     const paused = await untilPhase(id, ['NeedsAttention']);
     expect(paused.clusters['cloud-hk']).toMatchObject({ phase: 'Failed', failureType: 'RolloutFailed' });
@@ -257,13 +249,13 @@ describe('HTTP API on a real Temporal server', () => {
         comment: 'hk is being drained',
       }),
     ]);
-    expect(imagesIn(ns)).toEqual({ beijing: v1, shenzhen: v1, 'cloud-hk': v1 }); // skipped: left as it was (the failed rollout)
+    expect(imagesIn(ns)).toEqual({ beijing: pinned(v1), shenzhen: pinned(v1), 'cloud-hk': pinned(v1) }); // skipped: left as it was (the failed rollout)
 
     const finished = await act(id, { action: 'retry' });
     expect(finished.status).toBe(409);
     expect(finished.body).toMatchObject({ error: 'DeliveryFinished' });
     expect((await act('delivery-nope', { action: 'abort' })).status).toBe(404);
-    fleet.clusters['cloud-hk']!.badImages.delete(v1);
+    fleet.clusters['cloud-hk']!.badImages.delete(pinned(v1));
   });
 
   it('rolls back a finished delivery by starting one that restores the earlier spec on the same clusters', async () => {
@@ -299,7 +291,7 @@ describe('HTTP API on a real Temporal server', () => {
       () => appState(ns),
       (s) => s.activeDelivery === undefined,
     );
-    expect(imagesIn(ns)).toEqual({ beijing: v2, shenzhen: v2, 'cloud-hk': v1 });
+    expect(imagesIn(ns)).toEqual({ beijing: pinned(v2), shenzhen: pinned(v2), 'cloud-hk': pinned(v1) });
 
     const rb = await act(d2, { action: 'rollback', comment: 'v2 leaks memory' }, 'rb-1');
     expect(rb.status, JSON.stringify(rb.body)).toBe(202);
@@ -314,7 +306,7 @@ describe('HTTP API on a real Temporal server', () => {
     expect(restored).toMatchObject({ phase: 'Healthy', type: 'rollback', image: v1 });
     expect(Object.keys(restored.clusters).sort()).toEqual(['beijing', 'shenzhen']); // the clusters d2 changed, no others
     // Back on v1 with the replicas v1 had there (8 over 2:1:1 capacity).
-    expect(imagesIn(ns)).toEqual({ beijing: v1, shenzhen: v1, 'cloud-hk': v1 });
+    expect(imagesIn(ns)).toEqual({ beijing: pinned(v1), shenzhen: pinned(v1), 'cloud-hk': pinned(v1) });
     expect(replicasIn(ns)).toEqual({ beijing: 4, shenzhen: 2, 'cloud-hk': 2 });
 
     const app = await eventually(

@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DeployRequestSchema, type DeliveryStatus, type DeployRequestInput } from '../../model/index.ts';
 import { actionUpdate, statusQuery, type ActionInput } from '../../workflows/messages.ts';
-import { bundle, eventually, startFleet, type Fleet } from './harness.ts';
+import { bundle, eventually, pinned, startFleet, type Fleet } from './harness.ts';
 
 let workflowBundle: WorkflowBundleWithSourceMap;
 let fleet: Fleet;
@@ -30,17 +30,13 @@ function request(image: string, extra: Partial<DeployRequestInput> = {}) {
   });
 }
 
-async function start(id: string, req: ReturnType<typeof request>) {
-  return fleet.client.workflow.start('deploy', {
-    workflowId: `${id}-${Date.now()}`,
-    taskQueue: fleet.taskQueue,
-    args: [{ request: req, requestedBy: 'ci-bot' }],
-  });
-}
+const start = (_id: string, req: ReturnType<typeof request>) => fleet.deliver(req);
 type Handle = Awaited<ReturnType<typeof start>>;
 const status = (h: Handle) => h.query(statusQuery);
 const act = (h: Handle, a: Omit<ActionInput, 'who'>) => h.executeUpdate(actionUpdate, { args: [{ who: 'sre-alice', ...a }] });
-const images = () => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.deployments.get('shop/web')?.image ?? null]));
+const images = () => Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.image('shop') ?? null]));
+const V1 = pinned('central:5000/demo/web:v1');
+const V2 = pinned('central:5000/demo/web:v2');
 
 async function baseline(): Promise<void> {
   const h = await start('baseline', request('central:5000/demo/web:v1', { waves: undefined }));
@@ -53,12 +49,12 @@ describe('hole 1: an apply in flight when rollback or abort arrives', () => {
     await baseline();
     fleet.clusters.shenzhen!.applyHangs = true;
     const h = await start('rollback-inflight', request('central:5000/demo/web:v2'));
-    await eventually(() => Promise.resolve(images()), (i) => i.shenzhen === 'central:5000/demo/web:v2');
+    await eventually(() => Promise.resolve(images()), (i) => i.shenzhen === V2);
     await act(h, { action: 'rollback', comment: 'stop it' });
     fleet.clusters.shenzhen!.applyHangs = false;
     const final = (await h.result()) as DeliveryStatus;
     expect(final.phase).toBe('RolledBack');
-    expect(images()).toEqual({ beijing: 'central:5000/demo/web:v1', shenzhen: 'central:5000/demo/web:v1', 'cloud-hk': 'central:5000/demo/web:v1' });
+    expect(images()).toEqual({ beijing: V1, shenzhen: V1, 'cloud-hk': V1 });
   });
 
   it('abort while an apply has landed but not answered: the status tells what that cluster now runs', async () => {
@@ -66,7 +62,7 @@ describe('hole 1: an apply in flight when rollback or abort arrives', () => {
     await baseline();
     fleet.clusters.shenzhen!.applyHangs = true;
     const h = await start('abort-inflight', request('central:5000/demo/web:v2'));
-    await eventually(() => Promise.resolve(images()), (i) => i.shenzhen === 'central:5000/demo/web:v2');
+    await eventually(() => Promise.resolve(images()), (i) => i.shenzhen === V2);
     await act(h, { action: 'abort' });
     const final = (await h.result()) as DeliveryStatus;
     expect(final.phase).toBe('Aborted');
@@ -112,7 +108,11 @@ describe('hole 2: an action while the delivery is planning', () => {
 describe('hole 6: a delivery runs only under its application lock', () => {
   it('a delivery workflow started directly, not by its application workflow, changes no cluster', async () => {
     fleet = await startFleet(inject('temporalAddress'), workflowBundle);
-    const h = await start('no-lock', request('central:5000/demo/web:v2'));
+    const h = await fleet.client.workflow.start('delivery', {
+      workflowId: `no-lock-${Date.now()}`,
+      taskQueue: fleet.taskQueue,
+      args: [{ request: request('central:5000/demo/web:v2'), requestedBy: 'ci-bot' }],
+    });
     const final = (await h.result().catch((e: Error) => ({ phase: 'Failed', message: e.message }))) as DeliveryStatus;
     expect(final.phase).not.toBe('Healthy');
     for (const c of Object.values(fleet.clusters)) expect([c.name, c.count('apply')]).toEqual([c.name, 0]);

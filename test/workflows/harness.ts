@@ -1,25 +1,38 @@
 /**
  * Workflow tests run the real workflows on a real Temporal dev server with
- * in-memory stand-ins for the cluster activities: each FakeCluster keeps
- * Deployments, revisions and a fault switch, so a test can check where each
- * cluster ended up, in which order the steps ran, and what the SRE saw.
+ * in-memory stand-ins for the cluster activities: each FakeCluster keeps the
+ * objects applied to it (generations, ownership labels, a fault switch), so a
+ * test can check what each cluster ended up running, in which order the steps
+ * ran, and what the SRE saw. The hub is the real one (planning and rendering),
+ * with a registry stand-in that resolves each tag to a fixed digest.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { quietRuntime } from '../support/temporal.ts';
-import type {
-  ApplyAppInput,
-  ApplyAppResult,
-  AppRef,
-  ClusterActivities,
-  HubActivities,
-  RollbackInput,
-  WaitForRolloutInput,
-} from '../../activities/types.ts';
-import type { ClusterInfo } from '../../model/index.ts';
+import { createHubActivities } from '../../activities/hub.ts';
+import type { ClusterActivities, WorkloadState } from '../../activities/types.ts';
+import {
+  ANNOTATION_APP,
+  ANNOTATION_DELIVERY,
+  LABEL_MANAGED_BY,
+  MANAGED_BY,
+  ownerKey,
+  ownershipOf,
+  refKey,
+  refOf,
+  restorable,
+  type ClusterInfo,
+  type DeliveryStatus,
+  type DeployRequest,
+  type KubeObject,
+  type ObjectRef,
+} from '../../model/index.ts';
+import { applicationWorkflowId } from '../../workflows/messages.ts';
+import { startUnderLock } from '../../api/lock.ts';
+import type { Inventory } from '../../model/inventory.ts';
 
 export { quietRuntime };
 
@@ -30,102 +43,186 @@ export async function bundle(): Promise<WorkflowBundleWithSourceMap> {
   });
 }
 
-interface FakeDeployment {
-  image: string;
-  replicas: number;
-  revision: number;
-  generation: number;
-  /** revision -> image, as ReplicaSets remember them */
-  history: Map<number, string>;
-}
+/** The digest the stand-in registry gives a reference: the same for the same reference, every time. */
+export const fakeDigest = (ref: string): string => `sha256:${createHash('sha256').update(ref).digest('hex')}`;
+/** `registry/repo@sha256:...` as a delivery pins `ref`. */
+export const pinned = (ref: string): string => `${ref.replace(/:[^:/@]+$/, '')}@${fakeDigest(ref)}`;
 
 /** Opens the fault switch from a test: next calls throw what the cluster would. */
 export type Fault = 'none' | 'unreachable';
 
+interface Stored {
+  object: KubeObject;
+  generation: number;
+}
+
+const imageOfObject = (o: KubeObject | undefined): string | undefined =>
+  (o?.spec as { template?: { spec?: { containers?: { image?: string }[] } } } | undefined)?.template?.spec?.containers?.[0]?.image;
+const replicasOf = (o: KubeObject | undefined): number | undefined => (o?.spec as { replicas?: number } | undefined)?.replicas;
+const specOf = (o: KubeObject): string => JSON.stringify(o.spec ?? {});
+
 export class FakeCluster {
   readonly name: string;
-  readonly deployments = new Map<string, FakeDeployment>();
+  /** Objects by refKey. */
+  readonly objects = new Map<string, Stored>();
   fault: Fault = 'none';
   /** Images whose pods never become ready here. */
   readonly badImages = new Set<string>();
-  readonly calls: { op: string; image?: string; at: number }[] = [];
-  /** While set, waitForRollout reports `ready` replicas in a heartbeat and waits for `release`. */
+  readonly calls: { op: string; image?: string; at: number; end?: number }[] = [];
+  /** While set, waitReady reports `ready` replicas in a heartbeat and waits for `release`. */
   rolloutGate: { ready: number; release: Promise<void> } | undefined;
-  /** While set, an apply changes the Deployment and then never answers (the answer is lost). */
+  /** While set, an apply changes the objects and then never answers (its answer is lost) until cancelled. */
   applyHangs = false;
+  /** The next this-many waits fail as a rollout whose pods never become ready. */
+  failNextWaits = 0;
   constructor(name: string) {
     this.name = name;
   }
 
-  private check(op: string, image?: string): void {
-    this.calls.push({ op, ...(image ? { image } : {}), at: Date.now() });
+  private check(op: string, image?: string): { op: string; at: number; end?: number } {
+    const call = { op, ...(image ? { image } : {}), at: Date.now() };
+    this.calls.push(call);
     if (this.fault === 'unreachable') {
       throw ApplicationFailure.create({ type: 'ClusterUnreachable', message: `connect ECONNREFUSED (cluster ${this.name})` });
     }
+    return call;
   }
 
   count(op: string): number {
     return this.calls.filter((c) => c.op === op).length;
   }
 
+  /** The Deployment `web` of namespace `ns` (or the one named), as a test reads it back. */
+  deployment(ns: string, name = 'web'): KubeObject | undefined {
+    return this.objects.get(refKey({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ns, name }))?.object;
+  }
+  image(ns: string, name = 'web'): string | undefined {
+    return imageOfObject(this.deployment(ns, name));
+  }
+  replicas(ns: string, name = 'web'): number | undefined {
+    return replicasOf(this.deployment(ns, name));
+  }
+
+  private put(o: KubeObject): Stored {
+    const key = refKey(refOf(o));
+    const old = this.objects.get(key);
+    const generation = !old ? 1 : specOf(old.object) === specOf(o) ? old.generation : old.generation + 1;
+    const stored = { object: JSON.parse(JSON.stringify(o)) as KubeObject, generation };
+    this.objects.set(key, stored);
+    return stored;
+  }
+
+  private state(ref: ObjectRef): WorkloadState {
+    const s = this.objects.get(refKey(ref));
+    if (!s) return { ref, exists: false };
+    const replicas = replicasOf(s.object) ?? 1;
+    const image = imageOfObject(s.object);
+    const deliveryId = s.object.metadata.annotations?.[ANNOTATION_DELIVERY];
+    return { ref, exists: true, ...(image ? { image } : {}), replicas, readyReplicas: replicas, updatedReplicas: replicas, generation: s.generation, ...(deliveryId ? { deliveryId } : {}) };
+  }
+
   activities(): ClusterActivities {
-    const key = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
+    const mine = (i: { cluster: string }) => {
+      if (i.cluster !== this.name) throw ApplicationFailure.nonRetryable(`wrong cluster ${i.cluster} on ${this.name}`);
+    };
     return {
-      applyApp: async (i: ApplyAppInput): Promise<ApplyAppResult> => {
-        if (i.cluster !== this.name) throw ApplicationFailure.nonRetryable(`wrong cluster ${i.cluster} on ${this.name}`);
-        this.check('apply', i.target.image);
-        const d = this.deployments.get(key(i.app));
-        if (!d) {
-          this.deployments.set(key(i.app), { image: i.target.image, replicas: i.target.replicas, revision: 1, generation: 1, history: new Map([[1, i.target.image]]) });
-          return { generation: 1, created: true };
-        }
-        const before = { previousRevision: d.revision, previousImage: d.image };
-        if (d.image !== i.target.image) {
-          d.revision = Math.max(...d.history.keys()) + 1;
-          d.history.set(d.revision, i.target.image);
-          d.generation += 1;
-        } else if (d.replicas !== i.target.replicas) d.generation += 1;
-        d.image = i.target.image;
-        d.replicas = i.target.replicas;
-        if (this.applyHangs) await new Promise(() => undefined);
-        return { generation: d.generation, created: false, ...before };
+      captureObjects: async (i) => {
+        mine(i);
+        this.check('capture');
+        return i.refs.map((ref) => {
+          const s = this.objects.get(refKey(ref));
+          if (!s) return { ref, exists: false };
+          const ownership = ownershipOf(s.object, i.owner);
+          if (ownership !== 'ours' && !i.adopt) throw ApplicationFailure.create({ type: 'NotOwned', nonRetryable: true, message: `${ref.kind} ${ref.name} is not ours` });
+          return { ref, exists: true, object: restorable(s.object), ownership };
+        });
       },
-      waitForRollout: async (i: WaitForRolloutInput) => {
-        const d = this.deployments.get(key(i));
-        this.check('wait', d?.image);
-        if (!d) throw ApplicationFailure.nonRetryable('no deployment', 'NotFound');
+      applyObjects: async (i) => {
+        mine(i);
+        const dep = i.objects.find((o) => o.kind === 'Deployment');
+        const call = this.check('apply', imageOfObject(dep));
+        const out = i.objects.map((o) => {
+          const had = this.objects.has(refKey(refOf(o)));
+          const s = this.put(o);
+          return { ref: refOf(o), generation: s.generation, created: !had };
+        });
+        if (this.applyHangs) {
+          const ctx = Context.current();
+          for (;;) {
+            ctx.heartbeat();
+            await ctx.sleep(200); // rejects when the activity is cancelled
+          }
+        }
+        call.end = Date.now();
+        return out;
+      },
+      waitReady: async (i) => {
+        mine(i);
+        const ref = i.workloads[0]?.ref;
+        const image = ref ? this.state(ref).image : undefined;
+        const call = this.check('wait', image);
         if (this.rolloutGate) {
           const gate = this.rolloutGate;
-          Context.current().heartbeat({ cluster: this.name, readyReplicas: gate.ready, message: `${gate.ready} of ${d.replicas} updated replicas available` });
+          Context.current().heartbeat({ cluster: this.name, readyReplicas: gate.ready, message: `${gate.ready} updated replicas available` });
           await gate.release;
         }
-        if (this.badImages.has(d.image)) {
-          throw ApplicationFailure.create({ type: 'RolloutFailed', nonRetryable: true, message: `pod ${i.name}-abc on ${this.name} Running but not Ready` });
+        if ((image && this.badImages.has(image)) || (this.failNextWaits > 0 && this.failNextWaits--)) {
+          throw ApplicationFailure.create({ type: 'RolloutFailed', nonRetryable: true, message: `pod web-abc on ${this.name} Running but not Ready` });
         }
-        return { revision: d.revision, image: d.image, replicas: d.replicas, updatedReplicas: d.replicas, readyReplicas: d.replicas, availableReplicas: d.replicas };
+        call.end = Date.now();
+        return i.workloads.map((w) => this.state(w.ref));
       },
-      readAppState: async (i: AppRef) => {
-        const d = this.deployments.get(key(i));
-        return d ? { exists: true, revision: d.revision, image: d.image, replicas: d.replicas, readyReplicas: d.replicas } : { exists: false };
+      restoreObjects: async (i) => {
+        mine(i);
+        const call = this.check('restore');
+        const applied = i.put.map((o) => ({ ref: refOf(o), generation: this.put(o).generation, created: false }));
+        const removed: ObjectRef[] = [];
+        const kept: { ref: ObjectRef; reason: string }[] = [];
+        for (const ref of i.remove) {
+          const s = this.objects.get(refKey(ref));
+          if (!s) continue;
+          if (s.object.metadata.annotations?.[ANNOTATION_DELIVERY] !== i.deliveryId) {
+            kept.push({ ref, reason: 'applied by another delivery' });
+            continue;
+          }
+          this.objects.delete(refKey(ref));
+          removed.push(ref);
+        }
+        call.end = Date.now();
+        return { applied, removed, kept };
       },
-      rollbackApp: async (i: RollbackInput) => {
-        this.check('rollback');
-        const d = this.deployments.get(key(i));
-        if (i.toRevision === undefined) {
-          this.deployments.delete(key(i));
-          return { deleted: true };
-        }
-        if (!d) throw ApplicationFailure.nonRetryable('no deployment', 'NotFound');
-        const image = d.history.get(i.toRevision);
-        if (!image) throw ApplicationFailure.nonRetryable(`no revision ${i.toRevision}`, 'NoPreviousRevision');
-        if (d.image !== image) {
-          d.history.delete(i.toRevision);
-          d.revision = Math.max(0, ...d.history.keys()) + 1;
-          d.history.set(d.revision, image);
-          d.image = image;
-          d.generation += 1;
-        }
-        return { deleted: false, generation: d.generation, image };
+      readWorkloads: async (i) => {
+        mine(i);
+        this.check('read');
+        return i.refs.map((r) => this.state(r));
+      },
+      checkObjects: async (i) => {
+        mine(i);
+        this.check('check');
+        return i.objects.flatMap((o) => {
+          const s = this.objects.get(refKey(refOf(o)));
+          if (s && ownershipOf(s.object, i.owner) !== 'ours' && !i.adopt) {
+            return [{ cluster: this.name, object: `${o.kind} ${o.metadata.name}`, kind: 'NotOwned' as const, message: 'not ours', managers: ['kubectl'] }];
+          }
+          return [];
+        });
+      },
+    };
+  }
+
+  /** An object someone else created here, for ownership tests. */
+  seedForeign(o: KubeObject): void {
+    this.put(o);
+  }
+
+  /** An object as a Flotilla delivery of `owner` would have left it. */
+  static ours(o: KubeObject, owner: { namespace: string; name: string }, deliveryId = 'earlier'): KubeObject {
+    return {
+      ...o,
+      metadata: {
+        ...o.metadata,
+        labels: { ...(o.metadata.labels ?? {}), [LABEL_MANAGED_BY]: MANAGED_BY },
+        annotations: { ...(o.metadata.annotations ?? {}), [ANNOTATION_APP]: ownerKey(owner), [ANNOTATION_DELIVERY]: deliveryId },
       },
     };
   }
@@ -133,15 +230,18 @@ export class FakeCluster {
 
 export interface Fleet {
   client: Client;
-  /** While set, planning (the hub's fleet read) waits for it to resolve. */
-  planGate: Promise<void> | undefined;
   taskQueue: string;
   clusters: Record<string, FakeCluster>;
   info: ClusterInfo[];
+  /** While set, planning (the hub's preparation) waits for it to resolve. */
+  planGate: Promise<void> | undefined;
   /** Stops every worker of the fleet (or of one cluster) and waits for them. */
   stop(): Promise<void>;
   stopCluster(name: string): Promise<void>;
   startCluster(name: string): Promise<void>;
+  /** Starts a delivery through its application's workflow (which takes the lock), as the API does. */
+  deliver(request: DeployRequest, opts?: { id?: string; requestedBy?: string; rollbackOf?: string }): Promise<WorkflowHandle>;
+  track(namespace: string, name: string): void;
 }
 
 const defaultClusters: Omit<ClusterInfo, 'taskQueue'>[] = [
@@ -150,6 +250,13 @@ const defaultClusters: Omit<ClusterInfo, 'taskQueue'>[] = [
   { name: 'cloud-hk', region: 'ap-east', provider: 'public', labels: { region: 'ap-east', provider: 'public' }, capacity: 1 },
 ];
 
+/** Starts a delivery through its application's workflow, as the API does; returns the delivery's handle. */
+export async function deliverVia(client: Client, taskQueue: string, request: DeployRequest, opts: { id?: string; requestedBy?: string; rollbackOf?: string } = {}): Promise<WorkflowHandle> {
+  const deliveryId = opts.id ?? `delivery-${randomUUID()}`;
+  await startUnderLock(client, taskQueue, { deliveryId, request, requestedBy: opts.requestedBy ?? 'ci-bot', requestHash: 'test', ...(opts.rollbackOf ? { rollbackOf: opts.rollbackOf } : {}) });
+  return client.workflow.getHandle(deliveryId);
+}
+
 export async function startFleet(address: string, workflowBundle: WorkflowBundleWithSourceMap): Promise<Fleet> {
   quietRuntime();
   const run = randomUUID().slice(0, 8);
@@ -157,18 +264,23 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
   const info: ClusterInfo[] = defaultClusters.map((c) => ({ ...c, taskQueue: `cluster-${run}-${c.name}` }));
   const clusters = Object.fromEntries(info.map((c) => [c.name, new FakeCluster(c.name)]));
   const connection = await NativeConnection.connect({ address });
+  const inventory: Inventory = {
+    clusters: info.map((c) => ({ name: c.name, region: c.region, provider: c.provider, labels: c.labels, kubeconfig: { path: '/nowhere' }, capacity: c.capacity, taskQueue: c.taskQueue })),
+  };
   const fleetRef: { planGate: Promise<void> | undefined } = { planGate: undefined };
-  const hub: HubActivities = {
-    describeFleet: async () => {
+  const realHub = createHubActivities({ inventory, resolveDigest: async (ref) => fakeDigest(ref) });
+  const hub = {
+    describeFleet: realHub.describeFleet,
+    prepareDelivery: async (input: Parameters<typeof realHub.prepareDelivery>[0]) => {
       if (fleetRef.planGate) await fleetRef.planGate;
-      return info;
+      return realHub.prepareDelivery(input);
     },
   };
   const workers = new Map<string, { worker: Worker; done: Promise<void> }>();
   const launch = async (key: string, worker: Worker) => {
     workers.set(key, { worker, done: worker.run() });
   };
-  await launch('hub', await Worker.create({ connection, taskQueue, workflowBundle, activities: hub }));
+  await launch('hub', await Worker.create({ connection, taskQueue, workflowBundle, activities: hub, stickyQueueScheduleToStartTimeout: '2s' }));
   const startCluster = async (name: string) => {
     const c = info.find((x) => x.name === name)!;
     await launch(name, await Worker.create({ connection, taskQueue: c.taskQueue, activities: clusters[name]!.activities() }));
@@ -182,6 +294,8 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
     await w.done;
   };
   const client = new Client({ connection: await Connection.connect({ address }) });
+  /** Application workflows this fleet started: ended with it, so the next fleet's deliveries do not reach them. */
+  const apps = new Set<string>();
   return Object.assign(fleetRef, {
     client,
     taskQueue,
@@ -189,7 +303,16 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
     info,
     stopCluster,
     startCluster,
+    deliver: (request: DeployRequest, opts: { id?: string; requestedBy?: string; rollbackOf?: string } = {}) => {
+      apps.add(applicationWorkflowId(request.app.namespace, request.app.name));
+      return deliverVia(client, taskQueue, request, opts);
+    },
+    /** Remembers an application workflow started another way (through the API), to end it with the fleet. */
+    track(namespace: string, name: string) {
+      apps.add(applicationWorkflowId(namespace, name));
+    },
     async stop() {
+      await Promise.all([...apps].map((id) => client.workflow.getHandle(id).terminate('test fleet stopped').catch(() => undefined)));
       for (const key of [...workers.keys()]) await stopCluster(key);
       await client.connection.close();
       await connection.close();
@@ -208,3 +331,5 @@ export async function eventually<T>(read: () => Promise<T>, pred: (v: T) => bool
   }
   throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
 }
+
+export type { DeliveryStatus };
