@@ -5,8 +5,10 @@
  * Every port derives from one base (FLOTILLA_PORT_BASE, default 27000) so two
  * stacks (dev and test) run side by side:
  *   base+0..3     Temporal gRPC, UI, HTTP API, metrics
+ *   base+4        the API-server proxy's control endpoint
  *   base+10+i     registry i (in fleet order; `central` first by default)
- *   base+100+10*i cluster i: +0 kube-apiserver, +1 etcd client, +2 etcd peer, +3 kwok
+ *   base+100+10*i cluster i: +0 its API as handed out (the proxy), +1 etcd client, +2 etcd peer,
+ *                 +3 kwok, +4 kube-apiserver itself (its own components use it directly)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -150,15 +152,17 @@ export function stackInfoFile(dataDir: string): string {
 
 export const ports = {
   temporal: (base: number) => ({ grpc: base, ui: base + 1, http: base + 2, metrics: base + 3 }),
+  proxyControl: (base: number) => base + 4,
   registry: (base: number, index: number) => base + 10 + index,
   cluster: (base: number, index: number) => {
     const p = base + 100 + 10 * index;
-    return { apiserver: p, etcdClient: p + 1, etcdPeer: p + 2, kwok: p + 3 };
+    return { proxy: p, etcdClient: p + 1, etcdPeer: p + 2, kwok: p + 3, apiserver: p + 4 };
   },
 };
 
 /** The last port the stack uses. */
-export const lastPort = (cfg: StackConfig) => ports.cluster(cfg.portBase, cfg.fleet.clusters.length - 1).kwok;
+export const lastPort = (cfg: StackConfig) =>
+  ports.cluster(cfg.portBase, cfg.fleet.clusters.length - 1).apiserver;
 
 /**
  * A warning when the stack's ports fall in the kernel's ephemeral range: outgoing

@@ -1,6 +1,6 @@
 /**
  * The local stack's API (the CLI and vitest's global setup use it): `up`,
- * `down`, `status`, `fault`, and the StackInfo `up` writes. All state lives in
+ * `down`, `status`, `fault`, `proxyRules`, and the StackInfo `up` writes. All state lives in
  * the data dir (`state.json`: pids, ports, faults), so any process can act on
  * a stack another process started.
  */
@@ -29,10 +29,24 @@ import {
   registryUp,
 } from './registry.ts';
 import { TEMPORAL_PART, temporalDown, temporalHealthy, temporalInfo, temporalUp } from './temporal.ts';
+import type { ProxyClusterView } from './proxy.ts';
+import {
+  PROXY_PART,
+  proxyControlUrl,
+  proxyDown,
+  proxyHealthy,
+  proxySetRules,
+  proxyUp,
+  proxyViews,
+} from './proxy.ts';
+import type { ProxyRule } from './proxy/rules.ts';
+import { ProxyRulesSchema } from './proxy/rules.ts';
 
 export type { StackInfo, StackClusterInfo, StackRegistryInfo } from './types.ts';
 export type { StackOptions } from './config.ts';
 export type { ProcRecord } from './process.ts';
+export type { ProxyClusterView } from './proxy.ts';
+export type { ProxyRule, ActiveRule } from './proxy/rules.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
 
 export type Log = (line: string) => void;
@@ -81,7 +95,9 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
   if (overlap) log(`warning: ${overlap}`);
   log(`stack: ${cfg.dataDir} (port base ${cfg.portBase}, ${cfg.fleet.clusters.length} clusters)`);
   const central = cfg.fleet.registries.find((r) => r.name === 'central')!;
+  const proxy = proxyUp(cfg, log);
   const tasks: [string, Promise<unknown>][] = [
+    ['proxy', proxy],
     ['temporal', temporalUp(cfg, log)],
     ...cfg.fleet.registries.map((r): [string, Promise<unknown>] => [
       `registry ${r.name}`,
@@ -91,7 +107,7 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     ]),
     ...cfg.fleet.clusters.map((c): [string, Promise<unknown>] => [
       `cluster ${c.name}`,
-      clusterUp(cfg, c, log),
+      clusterUp(cfg, c, log, proxy),
     ]),
   ];
   const results = await Promise.allSettled(tasks.map(([, p]) => p));
@@ -102,6 +118,8 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     throw new Error(
       `stack up failed (run \`npm run stack -- status\`, logs in ${path.join(cfg.dataDir, 'logs')}):\n${failed.join('\n')}`,
     );
+  // `up` ends every fault: the proxy's rules too.
+  await Promise.all(cfg.fleet.clusters.map((c) => proxySetRules(cfg, c.name, [])));
   const info = stackInfo(cfg);
   const file = stackInfoFile(cfg.dataDir);
   mkdirSync(path.dirname(file), { recursive: true });
@@ -124,6 +142,7 @@ export async function down(opts: StackOptions & { log?: Log; purge?: boolean } =
 async function downLocked(cfg: StackConfig, log: Log): Promise<void> {
   const t0 = Date.now();
   if (readState(cfg.dataDir)) {
+    await proxyDown(cfg); // first: clients see connections refused, not apiservers dying mid-answer
     await Promise.all([
       temporalDown(cfg),
       ...cfg.fleet.registries.map((r) => registryDown(cfg, r.name)),
@@ -174,7 +193,18 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
     };
   };
   const temporal = temporalInfo(cfg);
+  const views = await proxyViews(cfg);
   const parts: PartStatus[] = await Promise.all([
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[PROXY_PART]) && (await proxyHealthy(cfg));
+      return {
+        part: PROXY_PART,
+        healthy,
+        endpoint: `${proxyControlUrl(cfg)} (control)`,
+        detail: `${views?.filter((v) => v.listening).length ?? 0}/${cfg.fleet.clusters.length} listening`,
+        processes: [single(PROXY_PART, healthy)],
+      };
+    })(),
     (async (): Promise<PartStatus> => {
       const healthy = isAlive(state?.processes[TEMPORAL_PART]) && (await temporalHealthy(cfg));
       return {
@@ -198,8 +228,12 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
       };
     }),
     ...cfg.fleet.clusters.map(async (c): Promise<PartStatus> => {
-      const s = await clusterStatus(cfg, c);
-      const detail = `${s.readyNodes}/${c.nodes} nodes ready`;
+      const s = await clusterStatus(
+        cfg,
+        c,
+        views?.find((v) => v.name === c.name),
+      );
+      const detail = `${s.readyNodes}/${c.nodes} nodes ready${s.proxyListening ? '' : ', proxy not listening'}`;
       return {
         part: `cluster/${c.name}`,
         healthy: s.healthy,
@@ -223,10 +257,22 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
   };
 }
 
-export const FAULTS = ['cluster-down', 'cluster-up', 'registry-down', 'registry-up'] as const;
+export const FAULTS = [
+  'cluster-down',
+  'cluster-up',
+  'cluster-hang',
+  'cluster-5xx',
+  'cluster-heal',
+  'registry-down',
+  'registry-up',
+] as const;
 export type Fault = (typeof FAULTS)[number];
 
-/** Simulated outages: stop/start one cluster's apiserver or one registry; data is kept. */
+/**
+ * Simulated outages: stop/start one cluster's apiserver or one registry (data is
+ * kept); make every request to a cluster hang or answer 503 at its proxy, or heal
+ * it (clear its proxy rules).
+ */
 export async function fault(
   kind: Fault,
   name: string,
@@ -241,13 +287,24 @@ async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log
     const c = cfg.fleet.clusters.find((x) => x.name === name);
     if (!c)
       throw new Error(`no cluster "${name}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
+    if (kind === 'cluster-hang' || kind === 'cluster-5xx' || kind === 'cluster-heal') {
+      const rules: ProxyRule[] =
+        kind === 'cluster-hang'
+          ? [{ action: 'hang' }]
+          : kind === 'cluster-5xx'
+            ? [{ action: 'error', status: 503 }]
+            : [];
+      const view = await proxySetRules(cfg, c.name, rules);
+      log(`cluster ${name}: proxy ${view.faulty ? view.describe : 'healed (no rules)'}`);
+      return;
+    }
     if (kind === 'cluster-down') {
       await clusterFaultDown(cfg, c);
       log(
         `cluster ${name}: API down (apiserver, controllers, scheduler and kwok stopped; etcd keeps the data)`,
       );
     } else {
-      await clusterFaultUp(cfg, c, log);
+      await clusterFaultUp(cfg, c, log, proxyUp(cfg, log));
     }
     return;
   }
@@ -267,6 +324,34 @@ async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log
       delete s.faults[part];
     });
   }
+}
+
+/**
+ * Replaces the fault rules of one cluster's API-server proxy (an empty list heals
+ * it) and returns what the proxy now holds. Rules: stack/proxy/rules.ts. Replacing
+ * or clearing rules closes the connections `hang` and `drop-reply` held open.
+ *
+ *   await proxyRules('beijing', [{ action: 'drop-reply', method: 'PATCH', count: 1 }], stackOptions(stack));
+ */
+export async function proxyRules(
+  cluster: string,
+  rules: ProxyRule[],
+  opts: StackOptions = {},
+): Promise<ProxyClusterView> {
+  const cfg = resolveConfig(opts);
+  if (!cfg.fleet.clusters.some((c) => c.name === cluster))
+    throw new Error(`no cluster "${cluster}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
+  const parsed = ProxyRulesSchema.safeParse({ rules });
+  if (!parsed.success)
+    throw new Error(
+      `bad proxy rules: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  return proxySetRules(cfg, cluster, parsed.data.rules);
+}
+
+/** What the proxy holds for each cluster (rules, counters, listening), or [] when it does not run. */
+export async function proxyState(opts: StackOptions = {}): Promise<ProxyClusterView[]> {
+  return (await proxyViews(resolveConfig(opts))) ?? [];
 }
 
 /** The processes the stack has recorded as started (`down` forgets them once stopped). */
