@@ -4,7 +4,7 @@
  * the data dir (`state.json`: pids, ports, faults), so any process can act on
  * a stack another process started.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { StackClusterInfo, StackInfo, StackRegistryInfo } from './types.ts';
 import type { StackConfig, StackOptions } from './config.ts';
@@ -120,11 +120,34 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     );
   // `up` ends every fault: the proxy's rules too.
   await Promise.all(cfg.fleet.clusters.map((c) => proxySetRules(cfg, c.name, [])));
-  const info = stackInfo(cfg);
   const file = stackInfoFile(cfg.dataDir);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(info, null, 2) + '\n');
+  const info = writeStackInfo(file, stackInfo(cfg), log);
   log(`stack: up in ${((Date.now() - t0) / 1000).toFixed(1)}s; wrote ${file}`);
+  return info;
+}
+
+/**
+ * Writes the StackInfo file, keeping what others added to it (`api` from `npm start`,
+ * anything else not the stack's own): the stack's fields are replaced, the rest kept.
+ * Mode 0600: it may hold the API's tokens.
+ */
+function writeStackInfo(file: string, own: StackInfo, log: Log): StackInfo {
+  let previous: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+        previous = parsed as Record<string, unknown>;
+      else log(`warning: ${file} did not hold a JSON object; rewritten`);
+    } catch (err) {
+      log(`warning: ${file} was not valid JSON (${(err as Error).message}); rewritten`);
+    }
+  }
+  const info = { ...previous, ...own } as StackInfo;
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(`${file}.tmp`, 0o600);
+  renameSync(`${file}.tmp`, file);
   return info;
 }
 
