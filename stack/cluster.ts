@@ -15,7 +15,8 @@
  * from a 90 s outage only ~45 s after the apiserver did (reflector backoff): new
  * Deployments sat without ReplicaSets, which a test would read as Flotilla's bug.
  */
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FleetCluster, StackConfig } from './config.ts';
 import { ports } from './config.ts';
@@ -40,7 +41,25 @@ export type Component = (typeof COMPONENTS)[number];
 export const clusterPart = (name: string, component: Component) => `cluster/${name}/${component}`;
 export const clusterFault = (name: string) => `cluster/${name}`;
 
-const stagesFile = path.join(import.meta.dirname, 'kwok', 'stages.yaml');
+const stagesSource = path.join(import.meta.dirname, 'kwok', 'stages.yaml');
+
+/**
+ * kwok reads its stages once: it gets a copy named by their hash, so stages that
+ * changed change its command line and `up` restarts it (see ensureComponent).
+ */
+function stagesFile(dataDir: string): string {
+  const text = readFileSync(stagesSource);
+  const file = path.join(
+    dataDir,
+    'kwok',
+    `stages-${createHash('sha256').update(text).digest('hex').slice(0, 12)}.yaml`,
+  );
+  if (!existsSync(file)) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
+  return file;
+}
 const CONTROLLERS = [
   'deployment-controller',
   'replicaset-controller',
@@ -153,7 +172,7 @@ function spec(
       // prettier-ignore
       return {
         name, command: cfg.bins.kwok, cwd: files.dir, args: [
-          `--kubeconfig=${files.directKubeconfig}`, `--config=${stagesFile}`,
+          `--kubeconfig=${files.directKubeconfig}`, `--config=${stagesFile(cfg.dataDir)}`,
           '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
           '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1',
           // No node leases: a restarted kwok (new holder identity) would otherwise leave the

@@ -41,11 +41,14 @@ import {
 } from './proxy.ts';
 import type { ProxyRule } from './proxy/rules.ts';
 import { ProxyRulesSchema } from './proxy/rules.ts';
+import type { PullerClusterView } from './puller.ts';
+import { PULLER_PART, pullerDown, pullerHealthy, pullerUrl, pullerUp, pullerViews } from './puller.ts';
 
 export type { StackInfo, StackClusterInfo, StackRegistryInfo } from './types.ts';
 export type { StackOptions } from './config.ts';
 export type { ProcRecord } from './process.ts';
 export type { ProxyClusterView } from './proxy.ts';
+export type { PullerClusterView } from './puller.ts';
 export type { ProxyRule, ActiveRule } from './proxy/rules.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
 
@@ -98,6 +101,7 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
   const proxy = proxyUp(cfg, log);
   const tasks: [string, Promise<unknown>][] = [
     ['proxy', proxy],
+    ['puller', pullerUp(cfg, log)],
     ['temporal', temporalUp(cfg, log)],
     ...cfg.fleet.registries.map((r): [string, Promise<unknown>] => [
       `registry ${r.name}`,
@@ -165,7 +169,9 @@ export async function down(opts: StackOptions & { log?: Log; purge?: boolean } =
 async function downLocked(cfg: StackConfig, log: Log): Promise<void> {
   const t0 = Date.now();
   if (readState(cfg.dataDir)) {
-    await proxyDown(cfg); // first: clients see connections refused, not apiservers dying mid-answer
+    // First: clients see connections refused, not apiservers dying mid-answer; the
+    // puller does not write half a pod status.
+    await Promise.all([proxyDown(cfg), pullerDown(cfg)]);
     await Promise.all([
       temporalDown(cfg),
       ...cfg.fleet.registries.map((r) => registryDown(cfg, r.name)),
@@ -216,7 +222,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
     };
   };
   const temporal = temporalInfo(cfg);
-  const views = await proxyViews(cfg);
+  const [views, pulls] = await Promise.all([proxyViews(cfg), pullerViews(cfg)]);
   const parts: PartStatus[] = await Promise.all([
     (async (): Promise<PartStatus> => {
       const healthy = isAlive(state?.processes[PROXY_PART]) && (await proxyHealthy(cfg));
@@ -226,6 +232,17 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
         endpoint: `${proxyControlUrl(cfg)} (control)`,
         detail: `${views?.filter((v) => v.listening).length ?? 0}/${cfg.fleet.clusters.length} listening`,
         processes: [single(PROXY_PART, healthy)],
+      };
+    })(),
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[PULLER_PART]) && (await pullerHealthy(cfg));
+      const waiting = pulls?.reduce((n, v) => n + v.waiting.length, 0) ?? 0;
+      return {
+        part: PULLER_PART,
+        healthy,
+        endpoint: `${pullerUrl(cfg)}/v1/state`,
+        detail: `${pulls?.filter((v) => v.connected).length ?? 0}/${cfg.fleet.clusters.length} watching${waiting ? `, ${waiting} pod(s) cannot pull` : ''}`,
+        processes: [single(PULLER_PART, healthy)],
       };
     })(),
     (async (): Promise<PartStatus> => {
@@ -370,6 +387,11 @@ export async function proxyRules(
       `bad proxy rules: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   return proxySetRules(cfg, cluster, parsed.data.rules);
+}
+
+/** What the image puller reports for each cluster (pods it cannot pull yet, and why), or [] when it does not run. */
+export async function pullerState(opts: StackOptions = {}): Promise<PullerClusterView[]> {
+  return (await pullerViews(resolveConfig(opts))) ?? [];
 }
 
 /** What the proxy holds for each cluster (rules, counters, listening), or [] when it does not run. */
