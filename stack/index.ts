@@ -42,7 +42,15 @@ import {
 import type { ProxyRule } from './proxy/rules.ts';
 import { ProxyRulesSchema } from './proxy/rules.ts';
 import type { PullerClusterView } from './puller.ts';
-import { PULLER_PART, pullerDown, pullerHealthy, pullerUrl, pullerUp, pullerViews } from './puller.ts';
+import {
+  PULLER_PART,
+  pullerDown,
+  pullerHealthy,
+  pullerUrl,
+  pullerUp,
+  pullerViews,
+  pullerWatching,
+} from './puller.ts';
 
 export type { StackInfo, StackClusterInfo, StackRegistryInfo } from './types.ts';
 export type { StackOptions } from './config.ts';
@@ -124,6 +132,11 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     );
   // `up` ends every fault: the proxy's rules too.
   await Promise.all(cfg.fleet.clusters.map((c) => proxySetRules(cfg, c.name, [])));
+  // Pods created right after up get their images checked at once.
+  await pullerWatching(
+    cfg,
+    cfg.fleet.clusters.map((c) => c.name),
+  );
   const file = stackInfoFile(cfg.dataDir);
   const info = writeStackInfo(file, stackInfo(cfg), log);
   log(`stack: up in ${((Date.now() - t0) / 1000).toFixed(1)}s; wrote ${file}`);
@@ -345,6 +358,8 @@ async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log
       );
     } else {
       await clusterFaultUp(cfg, c, log, proxyUp(cfg, log));
+      await pullerUp(cfg, log); // (a no-op when it runs)
+      await pullerWatching(cfg, [c.name]);
     }
     return;
   }

@@ -91,6 +91,19 @@ export function pullerDown(cfg: StackConfig): Promise<boolean> {
   return stopProcess(cfg.dataDir, cfg.portBase, PULLER_PART);
 }
 
+/** Waits until the puller watches the pods of each of `clusters` (a pod created before might wait for its retry). */
+export async function pullerWatching(cfg: StackConfig, clusters: string[]): Promise<void> {
+  const rec = readState(cfg.dataDir)?.processes[PULLER_PART];
+  await waitFor(
+    `puller: watching ${clusters.join(', ')}`,
+    async () => {
+      const views = await pullerViews(cfg);
+      return clusters.every((name) => views?.find((v) => v.name === name)?.connected);
+    },
+    { timeoutMs: 30_000, intervalMs: 100, ...(rec ? { rec } : {}) },
+  );
+}
+
 /** Each cluster's view, or undefined when the puller does not answer. */
 export async function pullerViews(cfg: StackConfig): Promise<PullerClusterView[] | undefined> {
   if (!isAlive(readState(cfg.dataDir)?.processes[PULLER_PART])) return undefined;
