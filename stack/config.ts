@@ -126,7 +126,8 @@ export interface StackOptions {
 }
 
 /**
- * Resolves options, then env (FLOTILLA_STACK_DIR, FLOTILLA_PORT_BASE), then defaults.
+ * Resolves options, then env (FLOTILLA_STACK_DIR, FLOTILLA_PORT_BASE), then defaults;
+ * the fleet file: the option, else the one the data dir was last brought up with, else stack/fleet.yaml.
  * The port base of a data dir whose processes run is the one they run on (so
  * `status`, `fault` and `down` from any shell reach them); of a stopped one, the
  * env's, else the one last recorded, else 27000.
@@ -140,7 +141,9 @@ export function resolveConfig(opts: StackOptions = {}): StackConfig {
   const portBase = opts.portBase ?? running ?? envBase ?? state?.portBase ?? defaultPortBase;
   if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65000)
     throw new Error(`bad port base ${portBase}`);
-  const fleetFile = path.resolve(opts.fleetFile ?? defaultFleetFile);
+  // The fleet a data dir was brought up with stays its fleet (status, fault, down) until another is given.
+  const recorded = state?.fleetFile && existsSync(state.fleetFile) ? state.fleetFile : undefined;
+  const fleetFile = path.resolve(opts.fleetFile ?? recorded ?? defaultFleetFile);
   return { root: repoRoot, dataDir, portBase, fleet: loadFleet(fleetFile), fleetFile, bins: binaryPaths() };
 }
 

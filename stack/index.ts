@@ -92,6 +92,31 @@ function checkPortBase(cfg: StackConfig): void {
   });
 }
 
+/** Refuses a fleet that would leave processes of the running one behind unseen (down first). */
+function checkFleet(cfg: StackConfig): void {
+  const state = readState(cfg.dataDir);
+  const live = Object.entries(state?.processes ?? {}).filter(([, rec]) => isAlive(rec));
+  const known = new Set([
+    TEMPORAL_PART,
+    PROXY_PART,
+    PULLER_PART,
+    ...cfg.fleet.registries.map((r) => registryPart(r.name)),
+    ...cfg.fleet.clusters.map((c) => `cluster/${c.name}/`),
+  ]);
+  const stray = live
+    .map(([name]) => name)
+    .filter((n) => /^(registry|cluster)\//.test(n) && !known.has(n) && !known.has(n.replace(/[^/]+$/, '')));
+  if (stray.length) {
+    const parts = [...new Set(stray.map((n) => n.split('/').slice(0, 2).join('/')))];
+    throw new Error(
+      `${cfg.dataDir} runs ${parts.join(', ')}, which ${cfg.fleetFile} does not have: run \`down\` first${state?.fleetFile ? `, or give --fleet ${state.fleetFile}` : ''}`,
+    );
+  }
+  updateState(cfg.dataDir, cfg.portBase, (s) => {
+    s.fleetFile = cfg.fleetFile;
+  });
+}
+
 /** Brings every part up (parts already healthy are left running) and writes the StackInfo file. */
 export async function up(opts: StackOptions & { log?: Log } = {}): Promise<StackInfo> {
   const cfg = resolveConfig(opts);
@@ -102,6 +127,7 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
   const t0 = Date.now();
   ensureBinaries(cfg.bins, log);
   checkPortBase(cfg);
+  checkFleet(cfg);
   const overlap = ephemeralOverlap(cfg);
   if (overlap) log(`warning: ${overlap}`);
   log(`stack: ${cfg.dataDir} (port base ${cfg.portBase}, ${cfg.fleet.clusters.length} clusters)`);
