@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Go binaries of the local stack from the Go module proxy, once per
 # version, into $FLOTILLA_CACHE_DIR/bin. A binary already on PATH is used as is
-# for temporal. The three builds share one Go build cache.
+# for temporal. The builds share one Go build cache.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 mkdir -p "$FLOTILLA_BIN_DIR"
@@ -9,9 +9,9 @@ export GOFLAGS="${GOFLAGS:-} -trimpath"
 
 need_go() { command -v go >/dev/null 2>&1 || { echo "Go is needed to build $1 (not cached in $FLOTILLA_BIN_DIR)" >&2; exit 1; }; }
 
-go_install() { # name module@version dest
+go_install() { # name module@version dest [extra ldflags]
   local tmp; tmp=$(mktemp -d)
-  GOBIN="$tmp" go install -ldflags "-s -w" "$2"
+  GOBIN="$tmp" go install -ldflags "-s -w ${4:-}" "$2"
   mv "$tmp/$1" "$3"; rm -rf "$tmp"
 }
 
@@ -38,5 +38,25 @@ if [ ! -x "$KUBE_BIN" ]; then
     -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION \
     -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
     -X k8s.io/component-base/version.gitTreeState=clean" -o "$KUBE_BIN.tmp" . && mv "$KUBE_BIN.tmp" "$KUBE_BIN")
+  phase_end
+fi
+
+if [ ! -x "$HELM_BIN" ]; then
+  need_go helm; phase_start "go install helm v$HELM_VERSION"
+  # The ldflags of helm's Makefile: its version, and the Kubernetes version `helm template`
+  # assumes (.Capabilities.KubeVersion; 1.20 without them) from the client-go it builds with.
+  tmp=$(mktemp -d) # outside any module, so `go mod download` takes a module@version
+  gomod=$(cd "$tmp" && go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p'); rm -rf "$tmp"
+  kminor=$(sed -n 's/^\s*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")
+  go_install helm "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" "$HELM_BIN" \
+    "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kminor \
+     -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kminor"
+  phase_end
+fi
+
+if [ ! -x "$KUSTOMIZE_BIN" ]; then
+  need_go kustomize; phase_start "go install kustomize v$KUSTOMIZE_VERSION"
+  go_install kustomize "sigs.k8s.io/kustomize/kustomize/v5@v$KUSTOMIZE_VERSION" "$KUSTOMIZE_BIN"
   phase_end
 fi

@@ -15,11 +15,15 @@ export TEMPORAL_CLI_VERSION=1.5.1      # later tags carry a replace directive th
 export KUBERNETES_VERSION=1.36.3       # stack/gobin/kube/go.mod pins the same
 export ETCD_VERSION=3.6.8              # what k8s.io/kubernetes v1.36.3 requires
 export KWOK_VERSION=0.8.0
+export HELM_VERSION=3.22.0             # the only 3.22 tag; builds with Go 1.26 (helm's go.mod says 1.26.0)
+export KUSTOMIZE_VERSION=5.7.1         # 5.8.x needs Go >= 1.27
 
 export FLOTILLA_BIN_DIR="$FLOTILLA_CACHE_DIR/bin"
 export TEMPORAL_BIN="$FLOTILLA_BIN_DIR/temporal-$TEMPORAL_CLI_VERSION"
 export KUBE_BIN="$FLOTILLA_BIN_DIR/flotilla-kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
 export KWOK_BIN="$FLOTILLA_BIN_DIR/kwok-$KWOK_VERSION"
+export HELM_BIN="$FLOTILLA_BIN_DIR/helm-$HELM_VERSION"
+export KUSTOMIZE_BIN="$FLOTILLA_BIN_DIR/kustomize-$KUSTOMIZE_VERSION"
 
 node_major_ok() {
   # @kubernetes/client-node 2 needs Node >= 22.19 (undici 8); vitest 5 needs ^22.12 or ^24.

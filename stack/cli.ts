@@ -40,7 +40,9 @@ function printStatus(s: StackStatus): void {
   const rows: string[][] = [['PART', 'STATE', 'ENDPOINT', 'DETAIL', 'PIDS', 'RSS', 'PSS']];
   for (const p of s.parts) {
     const state = p.fault
-      ? `DOWN (fault)`
+      ? p.fault === 'down'
+        ? 'DOWN (fault)'
+        : `FAULT (${p.fault})`
       : p.healthy
         ? 'healthy'
         : p.processes.some((x) => x.alive)
@@ -119,7 +121,9 @@ program
 
 program
   .command('fault')
-  .description('simulate an outage: cluster-down|cluster-up <cluster>, registry-down|registry-up <registry>')
+  .description(
+    'simulate an outage: cluster-down|cluster-up <cluster> (apiserver stopped), cluster-hang|cluster-5xx|cluster-heal <cluster> (at its API-server proxy: every request hangs, every request 503, rules cleared), registry-down|registry-up <registry>',
+  )
   .argument('<kind>', FAULTS.join(' | '), (v) => {
     if (!(FAULTS as readonly string[]).includes(v))
       throw new InvalidArgumentError(`one of ${FAULTS.join(', ')}`);

@@ -4,13 +4,19 @@
  * binary) and kwok for the fake nodes and pod lifecycles. Each is a supervised
  * process named `cluster/<name>/<component>`.
  *
- * Fault `cluster-down` stops the apiserver (the API refuses connections) and the
- * components that talk only to it; etcd keeps running with the data. `cluster-up`
- * starts them again. Left running, the controller-manager's informers came back
+ * Clients (stack.json's kubeconfig) reach the cluster through the API-server
+ * proxy (stack/proxy.ts), whose fault rules make it hang, fail or lose answers;
+ * the cluster's own components use a kubeconfig straight to the apiserver, so a
+ * proxy fault never stops the cluster itself.
+ *
+ * Fault `cluster-down` closes the proxy's listener (the API refuses connections),
+ * stops the apiserver and the components that talk only to it; etcd keeps
+ * running with the data. `cluster-up` starts them again. Left running, the controller-manager's informers came back
  * from a 90 s outage only ~45 s after the apiserver did (reflector backoff): new
  * Deployments sat without ReplicaSets, which a test would read as Flotilla's bug.
  */
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FleetCluster, StackConfig } from './config.ts';
 import { ports } from './config.ts';
@@ -24,16 +30,36 @@ import {
   readyNodes,
   writeKubeconfig,
 } from './kube.ts';
-import { assertPortFree, httpRequest } from './net.ts';
+import { assertPortFree, httpRequest, portOpen } from './net.ts';
 import type { ProcRecord, StartSpec } from './process.ts';
 import { isAlive, memoryOf, readState, startProcess, stopProcess, updateState, waitFor } from './process.ts';
+import type { ProxyClusterView } from './proxy.ts';
+import { proxyClose, proxyOpen } from './proxy.ts';
 
 export const COMPONENTS = ['etcd', 'apiserver', 'controller-manager', 'scheduler', 'kwok'] as const;
 export type Component = (typeof COMPONENTS)[number];
 export const clusterPart = (name: string, component: Component) => `cluster/${name}/${component}`;
 export const clusterFault = (name: string) => `cluster/${name}`;
 
-const stagesFile = path.join(import.meta.dirname, 'kwok', 'stages.yaml');
+const stagesSource = path.join(import.meta.dirname, 'kwok', 'stages.yaml');
+
+/**
+ * kwok reads its stages once: it gets a copy named by their hash, so stages that
+ * changed change its command line and `up` restarts it (see ensureComponent).
+ */
+function stagesFile(dataDir: string): string {
+  const text = readFileSync(stagesSource);
+  const file = path.join(
+    dataDir,
+    'kwok',
+    `stages-${createHash('sha256').update(text).digest('hex').slice(0, 12)}.yaml`,
+  );
+  if (!existsSync(file)) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
+  return file;
+}
 const CONTROLLERS = [
   'deployment-controller',
   'replicaset-controller',
@@ -48,17 +74,27 @@ interface Ctx {
   c: FleetCluster;
   files: ClusterFiles;
   p: ReturnType<typeof ports.cluster>;
+  /** The URL handed out: the proxy in front of the apiserver. */
   server: string;
+  /** The apiserver itself. */
+  direct: string;
 }
 
 function ctxOf(cfg: StackConfig, c: FleetCluster): Ctx {
   const index = cfg.fleet.clusters.findIndex((x) => x.name === c.name);
   const p = ports.cluster(cfg.portBase, index);
-  return { cfg, c, files: clusterFiles(cfg.dataDir, c.name), p, server: `https://127.0.0.1:${p.apiserver}` };
+  return {
+    cfg,
+    c,
+    files: clusterFiles(cfg.dataDir, c.name),
+    p,
+    server: `https://127.0.0.1:${p.proxy}`,
+    direct: `https://127.0.0.1:${p.apiserver}`,
+  };
 }
 
 export function clusterInfo(cfg: StackConfig, c: FleetCluster) {
-  const { files, server } = ctxOf(cfg, c);
+  const { files, server, direct } = ctxOf(cfg, c);
   return {
     name: c.name,
     region: c.region,
@@ -67,6 +103,8 @@ export function clusterInfo(cfg: StackConfig, c: FleetCluster) {
     labels: c.labels,
     apiserverUrl: server,
     kubeconfig: files.kubeconfig,
+    directUrl: direct,
+    directKubeconfig: files.directKubeconfig,
     ...(c.mirror ? { mirror: c.mirror } : {}),
     capacity: c.capacity,
     nodes: c.nodes,
@@ -111,29 +149,30 @@ function spec(
         `--etcd-servers=http://127.0.0.1:${p.etcdClient}`,
         `--secure-port=${p.apiserver}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
         `--cert-dir=${files.certDir}`, '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true',
-        `--service-account-issuer=https://127.0.0.1:${p.apiserver}`,
+        // The issuer is a name, not a route: the URL clients use, the same before and after the proxy came.
+        `--service-account-issuer=https://127.0.0.1:${p.proxy}`,
         `--service-account-key-file=${files.saPub}`, `--service-account-signing-key-file=${files.saKey}`,
         `--token-auth-file=${files.tokenFile}`, '--authorization-mode=RBAC',
         '--enable-priority-and-fairness=false', '--profiling=false', '--endpoint-reconciler-type=none',
         // Its not-ready taint on new nodes is lifted by the node-lifecycle controller, which we do not run.
         '--disable-admission-plugins=TaintNodesByCondition',
-      ]), ports: [p.apiserver], health: () => apiserverReady(kubeTarget(files, x.server)), timeoutMs: 120_000 };
+      ]), ports: [p.apiserver], health: () => apiserverReady(kubeTarget(files, x.direct)), timeoutMs: 120_000 };
     case 'controller-manager':
       // prettier-ignore
       return { ...kube('kube-controller-manager', [
-        `--kubeconfig=${files.kubeconfig}`, '--leader-elect=false', '--secure-port=0',
+        `--kubeconfig=${files.directKubeconfig}`, '--leader-elect=false', '--secure-port=0',
         `--controllers=${CONTROLLERS.join(',')}`, `--service-account-private-key-file=${files.saKey}`, '--profiling=false',
       ]), ports: [], health: alive, timeoutMs: 10_000 };
     case 'scheduler':
       // prettier-ignore
       return { ...kube('kube-scheduler', [
-        `--kubeconfig=${files.kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--profiling=false',
+        `--kubeconfig=${files.directKubeconfig}`, '--leader-elect=false', '--secure-port=0', '--profiling=false',
       ]), ports: [], health: alive, timeoutMs: 10_000 };
     case 'kwok':
       // prettier-ignore
       return {
         name, command: cfg.bins.kwok, cwd: files.dir, args: [
-          `--kubeconfig=${files.kubeconfig}`, `--config=${stagesFile}`,
+          `--kubeconfig=${files.directKubeconfig}`, `--config=${stagesFile(cfg.dataDir)}`,
           '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
           '--cidr=10.244.0.0/16', '--node-ip=127.0.0.1',
           // No node leases: a restarted kwok (new holder identity) would otherwise leave the
@@ -150,10 +189,21 @@ function spec(
   }
 }
 
-/** Starts a component unless it already runs; waits until healthy either way. */
+const sameCommand = (rec: ProcRecord, s: StartSpec) =>
+  JSON.stringify(rec.command) === JSON.stringify([s.command, ...s.args]);
+
+/**
+ * Starts a component unless it already runs; waits until healthy either way. One
+ * that runs with other arguments (started by an older version of this file, with
+ * other ports) is restarted.
+ */
 async function ensureComponent(x: Ctx, component: Component): Promise<{ rec: ProcRecord; started: boolean }> {
   const s = spec(x, component);
-  const existing = readState(x.cfg.dataDir)?.processes[s.name];
+  let existing = readState(x.cfg.dataDir)?.processes[s.name];
+  if (existing && isAlive(existing) && !sameCommand(existing, s)) {
+    await stopProcess(x.cfg.dataDir, x.cfg.portBase, s.name, component === 'apiserver' ? 2_000 : undefined);
+    existing = undefined;
+  }
   if (existing && isAlive(existing)) {
     await waitFor(s.name, s.health, { timeoutMs: s.timeoutMs, rec: existing });
     return { rec: existing, started: false };
@@ -164,10 +214,12 @@ async function ensureComponent(x: Ctx, component: Component): Promise<{ rec: Pro
   return { rec, started: true };
 }
 
+/** Brings the cluster up and opens its proxy listener once `proxyReady` (the proxy's start) resolves. */
 export async function clusterUp(
   cfg: StackConfig,
   c: FleetCluster,
   log: (line: string) => void,
+  proxyReady: Promise<unknown>,
 ): Promise<void> {
   const x = ctxOf(cfg, c);
   const t0 = Date.now();
@@ -181,8 +233,9 @@ export async function clusterUp(
   };
   await ensure('etcd');
   await ensure('apiserver');
-  writeKubeconfig(x.files, c.name, x.server);
-  const target = kubeTarget(x.files, x.server);
+  writeKubeconfig(x.files, x.files.directKubeconfig, c.name, x.direct);
+  writeKubeconfig(x.files, x.files.kubeconfig, c.name, x.server);
+  const target = kubeTarget(x.files, x.direct);
   await ensureNodes(target, c);
   const recs = await Promise.all((['controller-manager', 'scheduler', 'kwok'] as const).map(ensure));
   await waitFor(
@@ -192,6 +245,8 @@ export async function clusterUp(
   );
   const dead = recs.find((r) => !isAlive(r));
   if (dead) throw new Error(`${c.name}: ${dead.command.slice(0, 2).join(' ')} exited; see ${dead.log}`);
+  await proxyReady;
+  await proxyOpen(cfg, c);
   updateState(cfg.dataDir, cfg.portBase, (s) => {
     delete s.faults[clusterFault(c.name)];
   });
@@ -212,6 +267,7 @@ export async function clusterDown(cfg: StackConfig, c: FleetCluster): Promise<vo
 export async function clusterFaultDown(cfg: StackConfig, c: FleetCluster): Promise<void> {
   const stop = (component: Component, graceMs?: number) =>
     stopProcess(cfg.dataDir, cfg.portBase, clusterPart(c.name, component), graceMs);
+  await proxyClose(cfg, c); // first: no client sees the apiserver die half-way through its answer
   await Promise.all([stop('kwok'), stop('scheduler'), stop('controller-manager')]);
   // The apiserver stops listening at once on SIGTERM, then drains open watches for up to
   // a minute: after a short grace a SIGKILL (a crash, as far as etcd cares) is as good.
@@ -226,8 +282,9 @@ export function clusterFaultUp(
   cfg: StackConfig,
   c: FleetCluster,
   log: (line: string) => void,
+  proxyReady: Promise<unknown>,
 ): Promise<void> {
-  return clusterUp(cfg, c, log);
+  return clusterUp(cfg, c, log, proxyReady);
 }
 
 export interface ComponentStatus {
@@ -241,10 +298,22 @@ export interface ComponentStatus {
   pssBytes: number;
 }
 
+/**
+ * Health of the cluster's processes, its Ready nodes and its proxy listener (`proxy`:
+ * the proxy's view of it, undefined when the proxy does not answer). Active proxy
+ * rules are a fault: `proxy: hang (all)`.
+ */
 export async function clusterStatus(
   cfg: StackConfig,
   c: FleetCluster,
-): Promise<{ healthy: boolean; fault?: string; components: ComponentStatus[]; readyNodes: number }> {
+  proxy: ProxyClusterView | undefined,
+): Promise<{
+  healthy: boolean;
+  fault?: string;
+  components: ComponentStatus[];
+  readyNodes: number;
+  proxyListening: boolean;
+}> {
   const x = ctxOf(cfg, c);
   const state = readState(cfg.dataDir);
   const components = await Promise.all(
@@ -263,12 +332,17 @@ export async function clusterStatus(
     }),
   );
   const apiUp = components.find((s) => s.part.endsWith('/apiserver'))?.healthy;
-  const nodes = apiUp ? (await readyNodes(kubeTarget(x.files, x.server)).catch(() => [])).length : 0;
-  const fault = state?.faults[clusterFault(c.name)];
+  const nodes = apiUp ? (await readyNodes(kubeTarget(x.files, x.direct)).catch(() => [])).length : 0;
+  const proxyListening = Boolean(proxy?.listening) && (await portOpen(x.p.proxy));
+  const faults = [
+    state?.faults[clusterFault(c.name)],
+    proxy?.faulty ? `proxy: ${proxy.describe}` : undefined,
+  ].filter(Boolean);
   return {
-    healthy: components.every((s) => s.healthy) && nodes === c.nodes,
-    ...(fault ? { fault } : {}),
+    healthy: components.every((s) => s.healthy) && nodes === c.nodes && proxyListening && !proxy?.faulty,
+    ...(faults.length ? { fault: faults.join('; ') } : {}),
     components,
     readyNodes: nodes,
+    proxyListening,
   };
 }

@@ -5,8 +5,11 @@
  * Every port derives from one base (FLOTILLA_PORT_BASE, default 27000) so two
  * stacks (dev and test) run side by side:
  *   base+0..3     Temporal gRPC, UI, HTTP API, metrics
+ *   base+4        the API-server proxy's control endpoint
+ *   base+5        the image puller's state endpoint
  *   base+10+i     registry i (in fleet order; `central` first by default)
- *   base+100+10*i cluster i: +0 kube-apiserver, +1 etcd client, +2 etcd peer, +3 kwok
+ *   base+100+10*i cluster i: +0 its API as handed out (the proxy), +1 etcd client, +2 etcd peer,
+ *                 +3 kwok, +4 kube-apiserver itself (its own components use it directly)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -123,7 +126,8 @@ export interface StackOptions {
 }
 
 /**
- * Resolves options, then env (FLOTILLA_STACK_DIR, FLOTILLA_PORT_BASE), then defaults.
+ * Resolves options, then env (FLOTILLA_STACK_DIR, FLOTILLA_PORT_BASE), then defaults;
+ * the fleet file: the option, else the one the data dir was last brought up with, else stack/fleet.yaml.
  * The port base of a data dir whose processes run is the one they run on (so
  * `status`, `fault` and `down` from any shell reach them); of a stopped one, the
  * env's, else the one last recorded, else 27000.
@@ -137,7 +141,9 @@ export function resolveConfig(opts: StackOptions = {}): StackConfig {
   const portBase = opts.portBase ?? running ?? envBase ?? state?.portBase ?? defaultPortBase;
   if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65000)
     throw new Error(`bad port base ${portBase}`);
-  const fleetFile = path.resolve(opts.fleetFile ?? defaultFleetFile);
+  // The fleet a data dir was brought up with stays its fleet (status, fault, down) until another is given.
+  const recorded = state?.fleetFile && existsSync(state.fleetFile) ? state.fleetFile : undefined;
+  const fleetFile = path.resolve(opts.fleetFile ?? recorded ?? defaultFleetFile);
   return { root: repoRoot, dataDir, portBase, fleet: loadFleet(fleetFile), fleetFile, bins: binaryPaths() };
 }
 
@@ -150,15 +156,18 @@ export function stackInfoFile(dataDir: string): string {
 
 export const ports = {
   temporal: (base: number) => ({ grpc: base, ui: base + 1, http: base + 2, metrics: base + 3 }),
+  proxyControl: (base: number) => base + 4,
+  puller: (base: number) => base + 5,
   registry: (base: number, index: number) => base + 10 + index,
   cluster: (base: number, index: number) => {
     const p = base + 100 + 10 * index;
-    return { apiserver: p, etcdClient: p + 1, etcdPeer: p + 2, kwok: p + 3 };
+    return { proxy: p, etcdClient: p + 1, etcdPeer: p + 2, kwok: p + 3, apiserver: p + 4 };
   },
 };
 
 /** The last port the stack uses. */
-export const lastPort = (cfg: StackConfig) => ports.cluster(cfg.portBase, cfg.fleet.clusters.length - 1).kwok;
+export const lastPort = (cfg: StackConfig) =>
+  ports.cluster(cfg.portBase, cfg.fleet.clusters.length - 1).apiserver;
 
 /**
  * A warning when the stack's ports fall in the kernel's ephemeral range: outgoing

@@ -1,10 +1,10 @@
 /**
  * The local stack's API (the CLI and vitest's global setup use it): `up`,
- * `down`, `status`, `fault`, and the StackInfo `up` writes. All state lives in
+ * `down`, `status`, `fault`, `proxyRules`, and the StackInfo `up` writes. All state lives in
  * the data dir (`state.json`: pids, ports, faults), so any process can act on
  * a stack another process started.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { StackClusterInfo, StackInfo, StackRegistryInfo } from './types.ts';
 import type { StackConfig, StackOptions } from './config.ts';
@@ -29,10 +29,35 @@ import {
   registryUp,
 } from './registry.ts';
 import { TEMPORAL_PART, temporalDown, temporalHealthy, temporalInfo, temporalUp } from './temporal.ts';
+import type { ProxyClusterView } from './proxy.ts';
+import {
+  PROXY_PART,
+  proxyControlUrl,
+  proxyDown,
+  proxyHealthy,
+  proxySetRules,
+  proxyUp,
+  proxyViews,
+} from './proxy.ts';
+import type { ProxyRule } from './proxy/rules.ts';
+import { ProxyRulesSchema } from './proxy/rules.ts';
+import type { PullerClusterView } from './puller.ts';
+import {
+  PULLER_PART,
+  pullerDown,
+  pullerHealthy,
+  pullerUrl,
+  pullerUp,
+  pullerViews,
+  pullerWatching,
+} from './puller.ts';
 
 export type { StackInfo, StackClusterInfo, StackRegistryInfo } from './types.ts';
 export type { StackOptions } from './config.ts';
 export type { ProcRecord } from './process.ts';
+export type { ProxyClusterView } from './proxy.ts';
+export type { PullerClusterView } from './puller.ts';
+export type { ProxyRule, ActiveRule } from './proxy/rules.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
 
 export type Log = (line: string) => void;
@@ -67,6 +92,31 @@ function checkPortBase(cfg: StackConfig): void {
   });
 }
 
+/** Refuses a fleet that would leave processes of the running one behind unseen (down first). */
+function checkFleet(cfg: StackConfig): void {
+  const state = readState(cfg.dataDir);
+  const live = Object.entries(state?.processes ?? {}).filter(([, rec]) => isAlive(rec));
+  const known = new Set([
+    TEMPORAL_PART,
+    PROXY_PART,
+    PULLER_PART,
+    ...cfg.fleet.registries.map((r) => registryPart(r.name)),
+    ...cfg.fleet.clusters.map((c) => `cluster/${c.name}/`),
+  ]);
+  const stray = live
+    .map(([name]) => name)
+    .filter((n) => /^(registry|cluster)\//.test(n) && !known.has(n) && !known.has(n.replace(/[^/]+$/, '')));
+  if (stray.length) {
+    const parts = [...new Set(stray.map((n) => n.split('/').slice(0, 2).join('/')))];
+    throw new Error(
+      `${cfg.dataDir} runs ${parts.join(', ')}, which ${cfg.fleetFile} does not have: run \`down\` first${state?.fleetFile ? `, or give --fleet ${state.fleetFile}` : ''}`,
+    );
+  }
+  updateState(cfg.dataDir, cfg.portBase, (s) => {
+    s.fleetFile = cfg.fleetFile;
+  });
+}
+
 /** Brings every part up (parts already healthy are left running) and writes the StackInfo file. */
 export async function up(opts: StackOptions & { log?: Log } = {}): Promise<StackInfo> {
   const cfg = resolveConfig(opts);
@@ -77,11 +127,15 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
   const t0 = Date.now();
   ensureBinaries(cfg.bins, log);
   checkPortBase(cfg);
+  checkFleet(cfg);
   const overlap = ephemeralOverlap(cfg);
   if (overlap) log(`warning: ${overlap}`);
   log(`stack: ${cfg.dataDir} (port base ${cfg.portBase}, ${cfg.fleet.clusters.length} clusters)`);
   const central = cfg.fleet.registries.find((r) => r.name === 'central')!;
+  const proxy = proxyUp(cfg, log);
   const tasks: [string, Promise<unknown>][] = [
+    ['proxy', proxy],
+    ['puller', pullerUp(cfg, log)],
     ['temporal', temporalUp(cfg, log)],
     ...cfg.fleet.registries.map((r): [string, Promise<unknown>] => [
       `registry ${r.name}`,
@@ -91,7 +145,7 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     ]),
     ...cfg.fleet.clusters.map((c): [string, Promise<unknown>] => [
       `cluster ${c.name}`,
-      clusterUp(cfg, c, log),
+      clusterUp(cfg, c, log, proxy),
     ]),
   ];
   const results = await Promise.allSettled(tasks.map(([, p]) => p));
@@ -102,11 +156,41 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     throw new Error(
       `stack up failed (run \`npm run stack -- status\`, logs in ${path.join(cfg.dataDir, 'logs')}):\n${failed.join('\n')}`,
     );
-  const info = stackInfo(cfg);
+  // `up` ends every fault: the proxy's rules too.
+  await Promise.all(cfg.fleet.clusters.map((c) => proxySetRules(cfg, c.name, [])));
+  // Pods created right after up get their images checked at once.
+  await pullerWatching(
+    cfg,
+    cfg.fleet.clusters.map((c) => c.name),
+  );
   const file = stackInfoFile(cfg.dataDir);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(info, null, 2) + '\n');
+  const info = writeStackInfo(file, stackInfo(cfg), log);
   log(`stack: up in ${((Date.now() - t0) / 1000).toFixed(1)}s; wrote ${file}`);
+  return info;
+}
+
+/**
+ * Writes the StackInfo file, keeping what others added to it (`api` from `npm start`,
+ * anything else not the stack's own): the stack's fields are replaced, the rest kept.
+ * Mode 0600: it may hold the API's tokens.
+ */
+function writeStackInfo(file: string, own: StackInfo, log: Log): StackInfo {
+  let previous: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+        previous = parsed as Record<string, unknown>;
+      else log(`warning: ${file} did not hold a JSON object; rewritten`);
+    } catch (err) {
+      log(`warning: ${file} was not valid JSON (${(err as Error).message}); rewritten`);
+    }
+  }
+  const info = { ...previous, ...own } as StackInfo;
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(`${file}.tmp`, 0o600);
+  renameSync(`${file}.tmp`, file);
   return info;
 }
 
@@ -124,6 +208,9 @@ export async function down(opts: StackOptions & { log?: Log; purge?: boolean } =
 async function downLocked(cfg: StackConfig, log: Log): Promise<void> {
   const t0 = Date.now();
   if (readState(cfg.dataDir)) {
+    // First: clients see connections refused, not apiservers dying mid-answer; the
+    // puller does not write half a pod status.
+    await Promise.all([proxyDown(cfg), pullerDown(cfg)]);
     await Promise.all([
       temporalDown(cfg),
       ...cfg.fleet.registries.map((r) => registryDown(cfg, r.name)),
@@ -174,7 +261,29 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
     };
   };
   const temporal = temporalInfo(cfg);
+  const [views, pulls] = await Promise.all([proxyViews(cfg), pullerViews(cfg)]);
   const parts: PartStatus[] = await Promise.all([
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[PROXY_PART]) && (await proxyHealthy(cfg));
+      return {
+        part: PROXY_PART,
+        healthy,
+        endpoint: `${proxyControlUrl(cfg)} (control)`,
+        detail: `${views?.filter((v) => v.listening).length ?? 0}/${cfg.fleet.clusters.length} listening`,
+        processes: [single(PROXY_PART, healthy)],
+      };
+    })(),
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[PULLER_PART]) && (await pullerHealthy(cfg));
+      const waiting = pulls?.reduce((n, v) => n + v.waiting.length, 0) ?? 0;
+      return {
+        part: PULLER_PART,
+        healthy,
+        endpoint: `${pullerUrl(cfg)}/v1/state`,
+        detail: `${pulls?.filter((v) => v.connected).length ?? 0}/${cfg.fleet.clusters.length} watching${waiting ? `, ${waiting} pod(s) cannot pull` : ''}`,
+        processes: [single(PULLER_PART, healthy)],
+      };
+    })(),
     (async (): Promise<PartStatus> => {
       const healthy = isAlive(state?.processes[TEMPORAL_PART]) && (await temporalHealthy(cfg));
       return {
@@ -198,8 +307,12 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
       };
     }),
     ...cfg.fleet.clusters.map(async (c): Promise<PartStatus> => {
-      const s = await clusterStatus(cfg, c);
-      const detail = `${s.readyNodes}/${c.nodes} nodes ready`;
+      const s = await clusterStatus(
+        cfg,
+        c,
+        views?.find((v) => v.name === c.name),
+      );
+      const detail = `${s.readyNodes}/${c.nodes} nodes ready${s.proxyListening ? '' : ', proxy not listening'}`;
       return {
         part: `cluster/${c.name}`,
         healthy: s.healthy,
@@ -223,10 +336,22 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
   };
 }
 
-export const FAULTS = ['cluster-down', 'cluster-up', 'registry-down', 'registry-up'] as const;
+export const FAULTS = [
+  'cluster-down',
+  'cluster-up',
+  'cluster-hang',
+  'cluster-5xx',
+  'cluster-heal',
+  'registry-down',
+  'registry-up',
+] as const;
 export type Fault = (typeof FAULTS)[number];
 
-/** Simulated outages: stop/start one cluster's apiserver or one registry; data is kept. */
+/**
+ * Simulated outages: stop/start one cluster's apiserver or one registry (data is
+ * kept); make every request to a cluster hang or answer 503 at its proxy, or heal
+ * it (clear its proxy rules).
+ */
 export async function fault(
   kind: Fault,
   name: string,
@@ -241,13 +366,26 @@ async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log
     const c = cfg.fleet.clusters.find((x) => x.name === name);
     if (!c)
       throw new Error(`no cluster "${name}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
+    if (kind === 'cluster-hang' || kind === 'cluster-5xx' || kind === 'cluster-heal') {
+      const rules: ProxyRule[] =
+        kind === 'cluster-hang'
+          ? [{ action: 'hang' }]
+          : kind === 'cluster-5xx'
+            ? [{ action: 'error', status: 503 }]
+            : [];
+      const view = await proxySetRules(cfg, c.name, rules);
+      log(`cluster ${name}: proxy ${view.faulty ? view.describe : 'healed (no rules)'}`);
+      return;
+    }
     if (kind === 'cluster-down') {
       await clusterFaultDown(cfg, c);
       log(
         `cluster ${name}: API down (apiserver, controllers, scheduler and kwok stopped; etcd keeps the data)`,
       );
     } else {
-      await clusterFaultUp(cfg, c, log);
+      await clusterFaultUp(cfg, c, log, proxyUp(cfg, log));
+      await pullerUp(cfg, log); // (a no-op when it runs)
+      await pullerWatching(cfg, [c.name]);
     }
     return;
   }
@@ -267,6 +405,39 @@ async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log
       delete s.faults[part];
     });
   }
+}
+
+/**
+ * Replaces the fault rules of one cluster's API-server proxy (an empty list heals
+ * it) and returns what the proxy now holds. Rules: stack/proxy/rules.ts. Replacing
+ * or clearing rules closes the connections `hang` and `drop-reply` held open.
+ *
+ *   await proxyRules('beijing', [{ action: 'drop-reply', method: 'PATCH', count: 1 }], stackOptions(stack));
+ */
+export async function proxyRules(
+  cluster: string,
+  rules: ProxyRule[],
+  opts: StackOptions = {},
+): Promise<ProxyClusterView> {
+  const cfg = resolveConfig(opts);
+  if (!cfg.fleet.clusters.some((c) => c.name === cluster))
+    throw new Error(`no cluster "${cluster}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
+  const parsed = ProxyRulesSchema.safeParse({ rules });
+  if (!parsed.success)
+    throw new Error(
+      `bad proxy rules: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  return proxySetRules(cfg, cluster, parsed.data.rules);
+}
+
+/** What the image puller reports for each cluster (pods it cannot pull yet, and why), or [] when it does not run. */
+export async function pullerState(opts: StackOptions = {}): Promise<PullerClusterView[]> {
+  return (await pullerViews(resolveConfig(opts))) ?? [];
+}
+
+/** What the proxy holds for each cluster (rules, counters, listening), or [] when it does not run. */
+export async function proxyState(opts: StackOptions = {}): Promise<ProxyClusterView[]> {
+  return (await proxyViews(resolveConfig(opts))) ?? [];
 }
 
 /** The processes the stack has recorded as started (`down` forgets them once stopped). */

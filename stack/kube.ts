@@ -17,7 +17,10 @@ export interface ClusterFiles {
   saKey: string;
   saPub: string;
   tokenFile: string;
+  /** Handed out (stack.json): through the API-server proxy. */
   kubeconfig: string;
+  /** The cluster's own components (controller-manager, scheduler, kwok): straight to the apiserver. */
+  directKubeconfig: string;
   etcdData: string;
 }
 
@@ -30,6 +33,7 @@ export function clusterFiles(dataDir: string, name: string): ClusterFiles {
     saPub: path.join(dir, 'pki', 'sa.pub'),
     tokenFile: path.join(dir, 'pki', 'tokens.csv'),
     kubeconfig: path.join(dir, 'kubeconfig'),
+    directKubeconfig: path.join(dir, 'direct.kubeconfig'),
     etcdData: path.join(dir, 'etcd'),
   };
 }
@@ -63,7 +67,8 @@ export function servingBundle(f: ClusterFiles): string | undefined {
   return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
 }
 
-export function writeKubeconfig(f: ClusterFiles, name: string, server: string): void {
+/** Writes a kubeconfig for `server` (the proxy's URL or the apiserver's own) to `file`, mode 0600. */
+export function writeKubeconfig(f: ClusterFiles, file: string, name: string, server: string): void {
   const ca = servingBundle(f);
   if (!ca) throw new Error(`${name}: no serving certificate in ${f.certDir} yet`);
   const config = {
@@ -76,7 +81,7 @@ export function writeKubeconfig(f: ClusterFiles, name: string, server: string): 
     contexts: [{ name, context: { cluster: name, user: `${name}-admin`, namespace: 'default' } }],
     'current-context': name,
   };
-  writeFileSync(f.kubeconfig, toYaml(config), { mode: 0o600 });
+  writeFileSync(file, toYaml(config), { mode: 0o600 });
 }
 
 export interface KubeTarget {

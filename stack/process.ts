@@ -32,6 +32,8 @@ export interface StackState {
   processes: Record<string, ProcRecord>;
   /** Parts stopped on purpose by `fault ...-down`, e.g. "cluster/beijing", "registry/central". */
   faults: Record<string, string>;
+  /** The fleet file of the last `up`: later commands on this data dir default to it. */
+  fleetFile?: string;
 }
 
 const stateFile = (dataDir: string) => path.join(dataDir, 'state.json');

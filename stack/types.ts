@@ -5,8 +5,14 @@ export interface StackClusterInfo {
   zone?: string;
   provider: string;
   labels: Record<string, string>;
+  /** The cluster's API as clients use it: the stack's API-server proxy (fault rules apply). */
   apiserverUrl: string;
+  /** Kubeconfig (mode 0600) for `apiserverUrl`: what Flotilla's worker and the tests use. */
   kubeconfig: string;
+  /** The apiserver itself, bypassing the proxy (to read back what a faulted request did). */
+  directUrl: string;
+  /** Kubeconfig for `directUrl`; the cluster's own components use it. */
+  directKubeconfig: string;
   /** The regional registry's name in `registries`. */
   mirror?: string;
   capacity: number;

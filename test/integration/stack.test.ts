@@ -197,7 +197,9 @@ describe('kubernetes clusters', () => {
     const port = Number(new URL(c.apiserverUrl).port);
     try {
       await fault('cluster-down', c.name, opts);
+      // Both the proxy's port (the handed-out URL) and the apiserver's own refuse.
       expect(await portOpen(port)).toBe(false);
+      expect(await portOpen(Number(new URL(c.directUrl).port))).toBe(false);
       const err = await kube(c)
         .apps.readNamespacedDeployment({ name: 'survivor', namespace: ns })
         .then(
@@ -301,8 +303,8 @@ describe('stack down/up', () => {
     const recorded = recordedProcesses(opts);
     const procs = Object.values(recorded);
     // Its own parts (other tests may have recorded more, a worker say; down stops those too).
-    const parts = Object.keys(recorded).filter((n) => /^(temporal|registry\/|cluster\/)/.test(n));
-    expect(parts.length).toBe(1 + stack.registries.length + 5 * stack.clusters.length);
+    const parts = Object.keys(recorded).filter((n) => /^(temporal|proxy|puller|registry\/|cluster\/)/.test(n));
+    expect(parts.length).toBe(3 + stack.registries.length + 5 * stack.clusters.length);
     expect(parts.filter((n) => !isAlive(recorded[n]))).toEqual([]);
     await down(opts);
     expect(procs.filter((p) => isAlive(p)).map((p) => p.command.slice(0, 2).join(' '))).toEqual([]);

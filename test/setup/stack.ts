@@ -9,7 +9,9 @@
  *
  * Several runs may share a checkout (engineers, CI jobs): a run claims a slot by
  * an owner file holding its pid; when another live run owns the first slot it
- * takes the next (`.flotilla/test-stack-1` on 23500, ...). FLOTILLA_TEST_STACK_DIR
+ * takes the next (`.flotilla/test-stack-1` on 23500, ...). Runs from other
+ * checkouts (git worktrees) on the same machine do not see that file: a slot
+ * whose ports something else listens on is skipped too. FLOTILLA_TEST_STACK_DIR
  * and FLOTILLA_TEST_PORT_BASE pin one slot instead.
  */
 import { readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -17,6 +19,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import type { ProcRecord } from '../../stack/index.ts';
 import { down, isAlive, recordedProcesses, up } from '../../stack/index.ts';
+import { portOpen } from '../../stack/net.ts';
 import type { StackInfo } from '../../stack/types.ts';
 
 declare module 'vitest' {
@@ -56,7 +59,13 @@ function claim(dataDir: string): boolean {
   }
 }
 
-function chooseSlot(): { dataDir: string; portBase: number } {
+/** True when another process (a test stack of another checkout, say) listens on the slot's ports. */
+async function portsTaken(base: number): Promise<boolean> {
+  const probes = [base, base + 4, base + 10, base + 100, base + 104];
+  return (await Promise.all(probes.map((p) => portOpen(p, 300)))).some(Boolean);
+}
+
+async function chooseSlot(): Promise<{ dataDir: string; portBase: number }> {
   const pinnedDir = process.env.FLOTILLA_TEST_STACK_DIR;
   const pinnedBase = process.env.FLOTILLA_TEST_PORT_BASE;
   if (pinnedDir || pinnedBase) {
@@ -72,13 +81,18 @@ function chooseSlot(): { dataDir: string; portBase: number } {
       dataDir: path.join(root, '.flotilla', i === 0 ? 'test-stack' : `test-stack-${i}`),
       portBase: BASE + i * SLOT_PORT_STEP,
     };
-    if (claim(slot.dataDir)) return slot;
+    if (!claim(slot.dataDir)) continue;
+    // Ours by the owner file; what listens on its ports now is left from an earlier run
+    // of this checkout (stopped below by down) unless a live stack of another one holds them.
+    if (!(await portsTaken(slot.portBase)) || Object.values(recordedProcesses(slot)).some((r) => isAlive(r)))
+      return slot;
+    rmSync(`${slot.dataDir}.owner`, { force: true });
   }
   throw new Error(`all ${SLOTS} test stack slots are in use by other test runs`);
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const opts = chooseSlot();
+  const opts = await chooseSlot();
   const release = () => rmSync(`${opts.dataDir}.owner`, { force: true });
   const log = (line: string) => process.stderr.write(`[test-stack] ${line}\n`);
   let started: ProcRecord[] = [];
