@@ -77,7 +77,7 @@ interface MetaLike {
   metadata?: {
     labels?: Record<string, string> | undefined;
     annotations?: Record<string, string> | undefined;
-    managedFields?: { manager?: string | undefined }[] | undefined;
+    managedFields?: { manager?: string | undefined; subresource?: string | undefined }[] | undefined;
   };
 }
 
@@ -86,9 +86,15 @@ export function ownershipOf(o: MetaLike, owner: Owner): Ownership {
   return o.metadata?.annotations?.[ANNOTATION_APP] === ownerKey(owner) ? Ownership.ours : Ownership.otherApp;
 }
 
-/** The field managers of an object, as `kubectl get --show-managed-fields` lists them (flotilla's own last). */
+/**
+ * Who manages an object's desired state: its field managers, without those that
+ * only write its status (controllers reporting on it), flotilla's own last.
+ */
 export function managersOf(o: MetaLike): string[] {
-  const names = (o.metadata?.managedFields ?? []).map((f) => f.manager ?? '').filter((m) => m !== '');
+  const names = (o.metadata?.managedFields ?? [])
+    .filter((f) => f.subresource !== 'status')
+    .map((f) => f.manager ?? '')
+    .filter((m) => m !== '');
   return [...new Set(names)].sort((a, b) => Number(a === FIELD_MANAGER) - Number(b === FIELD_MANAGER) || (a < b ? -1 : a > b ? 1 : 0));
 }
 

@@ -276,7 +276,10 @@ export async function checkObjects(
     }
     const existing = await readObject(c, ref);
     if (existing && ownershipOf(existing, input.owner) !== Ownership.ours && !input.adopt) {
+      // Someone else's object: that is the answer; what a dry-run would say against it (an immutable
+      // selector, say) is only a consequence.
       issues.push({ cluster: c.cluster, object: what, kind: 'NotOwned', message: notOwned(c, ref, existing, input.owner).message, managers: managersOf(existing) });
+      continue;
     }
     const nsExists = !ns || (await readObject(c, { apiVersion: 'v1', kind: 'Namespace', name: ns })) !== undefined;
     const probe: KubeObject = nsExists ? o : { ...o, metadata: { ...o.metadata, namespace: 'default' } };
