@@ -64,12 +64,14 @@ class BlobSource {
   /** Set when the content does not match: a request body that failed because of it is not the target's fault. */
   failure: Error | undefined;
 
+  private readonly body: Readable;
   private readonly it: AsyncIterator<Buffer>;
   private readonly desc: Descriptor;
   private readonly mismatch: (what: string, got?: string) => Error;
 
-  constructor(it: AsyncIterator<Buffer>, desc: Descriptor, mismatch: (what: string, got?: string) => Error) {
-    this.it = it;
+  constructor(body: Readable, desc: Descriptor, mismatch: (what: string, got?: string) => Error) {
+    this.body = body;
+    this.it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     this.desc = desc;
     this.mismatch = mismatch;
   }
@@ -126,6 +128,11 @@ class BlobSource {
   /** Reads (and hashes) `n` bytes without sending them: the part a resumed upload already holds. */
   async skip(n: number): Promise<void> {
     for await (const _ of this.take(n));
+  }
+
+  /** Releases the source response (a copy that failed half-way must not hold its connection). */
+  close(): void {
+    if (!this.body.destroyed) this.body.destroy();
   }
 
   async finish(): Promise<void> {
@@ -276,7 +283,7 @@ export class BlobCopier {
       await res.body.dump();
       throw mismatch(`the source serves ${len} bytes, its descriptor says ${desc.size}`);
     }
-    return new BlobSource((res.body as AsyncIterable<Buffer>)[Symbol.asyncIterator](), desc, mismatch);
+    return new BlobSource(res.body, desc, mismatch);
   }
 
   async copy(
@@ -325,6 +332,8 @@ export class BlobCopier {
         throw source.failure;
       }
       throw err;
+    } finally {
+      source.close();
     }
   }
 

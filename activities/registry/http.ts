@@ -98,8 +98,13 @@ export class RegistryClient {
     if (credential && 'token' in credential) this.scheme = { kind: 'bearer', realm: '' };
   }
 
-  async close(): Promise<void> {
-    await this.dispatcher.close();
+  /** Closes the connections; requests still under way after `graceMs` are destroyed. */
+  async close(graceMs = 5_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), graceMs)));
+    const closed = await Promise.race([this.dispatcher.close().then(() => 'closed' as const), late]);
+    clearTimeout(timer);
+    if (closed === 'late') await this.dispatcher.destroy();
   }
 
   /** Absolute URL for a path or a Location header (which may be relative). */

@@ -50,8 +50,9 @@ export class RegistryPool {
     return c;
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.clients.values()].map((c) => c.close()));
+  /** Closes every client (requests still under way after `graceMs` are destroyed). */
+  async close(graceMs?: number): Promise<void> {
+    await Promise.all([...this.clients.values()].map((c) => c.close(graceMs)));
     this.clients.clear();
   }
 }
