@@ -207,7 +207,7 @@ export async function failedTasks(h: HarborClient, executionId: number): Promise
   const failed = (data ?? []).filter((t) => t.status !== 'Success').slice(0, MAX_FAILED_TASKS);
   return Promise.all(
     failed.map(async (t): Promise<HarborFailedTask> => {
-      let log: string[] = [];
+      let log: string[];
       try {
         const { data: text } = await h.call(`read log of task ${t.id}`, () =>
           h.api.GET('/replication/executions/{id}/tasks/{task_id}/log', {

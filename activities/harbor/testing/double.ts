@@ -129,7 +129,6 @@ export async function startHarborDouble(opts: HarborDoubleOptions): Promise<Harb
   const running = new Set<Promise<void>>();
   let nextId = 1;
   const id = () => nextId++;
-  let base = '';
 
   const page = <T extends Record<string, unknown>>(items: T[], c: Context): Reply => {
     const q = c.request.query as Record<string, string | undefined>;
@@ -499,7 +498,7 @@ export async function startHarborDouble(opts: HarborDoubleOptions): Promise<Harb
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 
   return {
     url: base,
