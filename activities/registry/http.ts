@@ -69,6 +69,8 @@ export class RegistryClient {
   private readonly dispatcher: Agent;
   private scheme: AuthScheme | undefined;
   private readonly tokens = new Map<string, CachedToken>();
+  /** Token requests under way, so blobs copied in parallel share one. */
+  private readonly fetching = new Map<string, Promise<string>>();
   private pinging: Promise<void> | undefined;
 
   readonly registry: Pick<Registry, 'host' | 'tls'>;
@@ -119,20 +121,24 @@ export class RegistryClient {
   async request(req: RegistryRequest): Promise<Dispatcher.ResponseData> {
     const hasBody = req.body !== undefined && typeof req.body !== 'string' && !Buffer.isBuffer(req.body);
     if (hasBody && !this.scheme) await this.learnScheme(req.signal);
-    let res = await this.send(req, await this.authorization(req.scopes, req.signal));
+    const sent = await this.authorization(req.scopes, req.signal);
+    let res = await this.send(req, sent);
     if (res.statusCode === 401 && !hasBody) {
       const challenges = parseChallenges(res.headers['www-authenticate']);
       await res.body.dump();
-      const changed = this.adopt(challenges);
+      this.adopt(challenges);
       const challengeScopes = challenges.find((c) => c.scheme === 'bearer')?.params.scope;
       const scopes = challengeScopes ? mergeScopes([...req.scopes, challengeScopes]) : req.scopes;
-      if (this.scheme?.kind === 'bearer') this.tokens.delete(scopeKey(scopes));
-      if (!changed && this.scheme?.kind !== 'bearer') {
+      // A token the registry refused is not asked for again; a new one is fetched.
+      if (this.scheme?.kind === 'bearer') this.forgetToken(scopes, sent.authorization);
+      const again = await this.authorization(scopes, req.signal);
+      if (again.authorization === sent.authorization) {
         throw new RegistryAuthError(
           `registry ${this.host} refused the ${this.credential ? 'configured credentials' : 'anonymous request'} (HTTP 401)`,
         );
       }
-      res = await this.send(req, await this.authorization(scopes, req.signal));
+      // (Requests running at the same time may have learnt the scheme already: then this one just catches up.)
+      res = await this.send(req, again);
     }
     if (req.expect.includes(res.statusCode)) return res;
     if (!req.noRedirect && [301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location) {
@@ -212,11 +218,11 @@ export class RegistryClient {
     return this.pinging;
   }
 
-  /** Takes the scheme a 401 asked for; whether that changes what we send. */
-  private adopt(challenges: Challenge[]): boolean {
+  /** Takes the scheme a 401 asked for. */
+  private adopt(challenges: Challenge[]): void {
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm);
     const basic = challenges.find((c) => c.scheme === 'basic');
-    const before = JSON.stringify(this.scheme);
+    if (this.credential && 'token' in this.credential) return; // a registry token is all we have
     if (bearer) {
       this.scheme = {
         kind: 'bearer',
@@ -234,7 +240,12 @@ export class RegistryClient {
         `registry ${this.host} answered 401 without a challenge this client knows (${challenges.map((c) => c.scheme).join(', ') || 'none'})`,
       );
     }
-    return JSON.stringify(this.scheme) !== before;
+  }
+
+  private forgetToken(scopes: string[], authorization: string | undefined): void {
+    const key = scopeKey(scopes);
+    const cached = this.tokens.get(key);
+    if (cached && authorization === `Bearer ${cached.value}`) this.tokens.delete(key);
   }
 
   private async authorization(scopes: string[], signal?: AbortSignal): Promise<Record<string, string>> {
@@ -259,6 +270,20 @@ export class RegistryClient {
     const key = scopeKey(scopes);
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt > Date.now() + 30_000) return cached.value;
+    let pending = this.fetching.get(key);
+    if (!pending) {
+      pending = this.fetchToken(s, scopes, key, signal).finally(() => this.fetching.delete(key));
+      this.fetching.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async fetchToken(
+    s: { realm: string; service?: string },
+    scopes: string[],
+    key: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const url = new URL(s.realm, this.baseUrl);
     if (s.service) url.searchParams.set('service', s.service);
     for (const sc of scopes) url.searchParams.append('scope', sc);
