@@ -79,7 +79,7 @@ export function createRegistryActivities(deps: RegistryActivityDeps): RegistryAc
   return {
     async resolveImage(input) {
       const { ref: r } = parse(ResolveImageInputSchema, input, 'resolveImage');
-      return copier.resolve(r, Context.current().cancellationSignal);
+      return copier.resolveDigest(r, Context.current().cancellationSignal);
     },
 
     async copyImage(input) {

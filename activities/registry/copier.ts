@@ -191,7 +191,7 @@ export class Copier {
   }
 
   /** HEAD of the manifest (GET when the registry does not say the digest): the reference pinned by digest. */
-  async resolve(ref: string, signal?: AbortSignal): Promise<ResolvedImage> {
+  async resolveDigest(ref: string, signal?: AbortSignal): Promise<ResolvedImage> {
     const r = parseRef(ref, 'image');
     const c = this.pool.client(r.registry);
     const reference = r.digest ?? r.tag!;
