@@ -39,6 +39,11 @@ export interface RegistryActivityDeps {
   pool?: RegistryPool;
   /** Heartbeat at least this often while copying (default 5 s). */
   heartbeatEveryMs?: number;
+  /**
+   * Sees each copy's progress after its heartbeat (metrics, tests); awaited, so it runs between two
+   * chunks of a blob, never in the middle of one.
+   */
+  onProgress?: (p: CopyProgress, attempt: number) => void | Promise<void>;
 }
 
 const ref = z.string().min(1).max(1024);
@@ -95,9 +100,10 @@ export function createRegistryActivities(deps: RegistryActivityDeps): RegistryAc
           uploadedBefore,
           attempt: ctx.info.attempt,
           signal: ctx.cancellationSignal,
-          onProgress: (p) => {
+          onProgress: async (p) => {
             last = p;
             ctx.heartbeat(p);
+            await deps.onProgress?.(p, ctx.info.attempt);
           },
         });
       } finally {

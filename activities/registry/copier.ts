@@ -259,7 +259,9 @@ export class Copier {
       uploads: [],
       uploadedBefore: opts.uploadedBefore ?? 0,
     };
-    const sessions = new Map<string, UploadSession>();
+    // Uploads an earlier attempt left stay in the progress until this attempt settles them, so an
+    // attempt that fails early (the registry still down) hands them on to the next one.
+    const sessions = new Map<string, UploadSession>((opts.resume ?? []).map((x) => [x.digest, { ...x }]));
     let copiedBytes = 0; // blobs whose upload finished
     const report = async () => {
       progress.uploads = [...sessions.values()].map((x) => ({ ...x }));
@@ -326,6 +328,7 @@ export class Copier {
     progress.phase = 'blobs';
     progress.blobs.total = blobs.size;
     progress.bytes.total = [...blobs.values()].reduce((a, b) => a + b.size, 0);
+    for (const d of sessions.keys()) if (!blobs.has(d)) sessions.delete(d); // left by a copy of something else
     await report();
 
     const resume = new Map((opts.resume ?? []).map((x) => [x.digest, x]));
