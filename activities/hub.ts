@@ -4,12 +4,16 @@
  * waves planned, each cluster's objects rendered.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { pino, type Logger } from 'pino';
 import { toClusterInfo, type ClusterInfo, type Inventory } from '../model/inventory.ts';
 import { imagesOf, PlanError, type ImageDigests } from '../model/plan.ts';
 import { FailureType } from '../model/reasons.ts';
 import { prepareDeploy, type PreparedDelivery } from '../model/steps.ts';
-import { resolveDigest, type DigestResolver } from './digest.ts';
+import { Copier, RegistryPool, type RegistryCredentials } from './registry/index.ts';
 import type { HubActivities, PrepareInput } from './types.ts';
+
+/** How an image reference becomes its digest (`sha256:...`). */
+export type DigestResolver = (ref: string) => Promise<string>;
 
 export function describeFleet(inventory: Inventory): ClusterInfo[] {
   return inventory.clusters.map(toClusterInfo);
@@ -31,19 +35,30 @@ export async function prepareDelivery(fleet: readonly ClusterInfo[], input: Prep
 
 export interface HubActivityDeps {
   inventory: Inventory;
-  /** How an image tag becomes a digest (the registry; tests may give another). */
+  /** The worker's registry credentials (none: anonymous). */
+  credentials?: RegistryCredentials;
+  logger?: Logger;
+  /** A registry connection pool to share with the registry activities. */
+  pool?: RegistryPool;
+  /** How an image tag becomes a digest (the registry, by default; tests may give another). */
   resolveDigest?: DigestResolver;
 }
 
 export function createHubActivities(deps: HubActivityDeps): HubActivities {
   const fleet = describeFleet(deps.inventory);
-  const resolve = deps.resolveDigest ?? ((ref: string) => resolveDigest(ref));
+  let resolve = deps.resolveDigest;
+  if (!resolve) {
+    const log = deps.logger ?? pino({ level: 'silent' });
+    const pool = deps.pool ?? new RegistryPool(deps.inventory.registries, deps.credentials ?? {}, log);
+    const copier = new Copier(pool, undefined, deps.logger);
+    resolve = async (ref) => (await copier.resolveDigest(ref)).digest;
+  }
   return {
     async describeFleet() {
       return fleet;
     },
     async prepareDelivery(input) {
-      return prepareDelivery(fleet, input, resolve);
+      return prepareDelivery(fleet, input, resolve!);
     },
   };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { dnsLabel, labelMap } from './names.ts';
+import { RegistrySchema } from './registry.ts';
 
 /**
  * The fleet: every cluster Flotilla may deliver to. The file holds how to reach
@@ -23,13 +24,25 @@ export const ClusterSchema = z.object({
 export type Cluster = z.infer<typeof ClusterSchema>;
 
 export const InventorySchema = z
-  .object({ clusters: z.array(ClusterSchema).min(1) })
+  .object({
+    clusters: z.array(ClusterSchema).min(1),
+    /** The image registries (central and regional): how to reach each, never its secret (model/registry.ts). */
+    registries: z.array(RegistrySchema).default([]),
+  })
   .superRefine((inv, ctx) => {
     const seen = new Set<string>();
     inv.clusters.forEach((c, i) => {
       if (seen.has(c.name)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'name'], message: `duplicate cluster "${c.name}"` });
       seen.add(c.name);
     });
+    for (const key of ['name', 'host'] as const) {
+      const hosts = new Set<string>();
+      inv.registries.forEach((r, i) => {
+        const v = key === 'host' ? r.host.toLowerCase() : r.name;
+        if (hosts.has(v)) ctx.addIssue({ code: 'custom', path: ['registries', i, key], message: `duplicate registry ${key} "${v}"` });
+        hosts.add(v);
+      });
+    }
   });
 export type Inventory = z.infer<typeof InventorySchema>;
 

@@ -14,6 +14,7 @@
  *   FLOTILLA_LOG_LEVEL           trace|debug|info|warn|error|fatal|silent (default info)
  *   FLOTILLA_SHUTDOWN_GRACE_MS   how long running activities may finish on shutdown (default 10000)
  *   FLOTILLA_PROTECTED_NAMESPACES comma list of namespaces never written into, besides every kube-* one
+ *   FLOTILLA_REGISTRY_CREDENTIALS the registry credentials file (keyed by host, mode 0600); none: anonymous
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -69,6 +70,8 @@ export const WorkerConfigSchema = z
       .min(0)
       .max(3_600_000)
       .default(10_000),
+    /** The registry credentials file (activities/registry/credentials.ts), read by this worker only. */
+    registryCredentialsPath: z.string().trim().min(1).optional(),
     /** Namespaces this worker never writes into, whatever the hub asks (besides every kube-* one). */
     protectedNamespaces: z
       .preprocess(
@@ -97,6 +100,7 @@ const envNames: Record<string, string> = {
   logLevel: 'FLOTILLA_LOG_LEVEL',
   shutdownGraceMs: 'FLOTILLA_SHUTDOWN_GRACE_MS',
   protectedNamespaces: 'FLOTILLA_PROTECTED_NAMESPACES',
+  registryCredentialsPath: 'FLOTILLA_REGISTRY_CREDENTIALS',
 };
 
 export class ConfigError extends Error {
@@ -124,6 +128,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (v('FLOTILLA_LOG_LEVEL')) out.logLevel = v('FLOTILLA_LOG_LEVEL');
   if (v('FLOTILLA_SHUTDOWN_GRACE_MS')) out.shutdownGraceMs = v('FLOTILLA_SHUTDOWN_GRACE_MS');
   if (v('FLOTILLA_PROTECTED_NAMESPACES')) out.protectedNamespaces = v('FLOTILLA_PROTECTED_NAMESPACES');
+  if (v('FLOTILLA_REGISTRY_CREDENTIALS')) out.registryCredentialsPath = v('FLOTILLA_REGISTRY_CREDENTIALS');
   return out;
 }
 

@@ -30,8 +30,10 @@ export function inventoryFromStack(info: StackInfo): Inventory {
       capacity: c.capacity,
     };
   });
+  // The stack's registries speak plain HTTP on loopback, without credentials.
+  const regs = info.registries.map((r) => ({ name: r.name, host: r.host, region: r.region, type: 'oci', tls: 'none' }));
   // Validate what we hand out: a stack that does not make a valid inventory is a bug to hear about now.
-  return InventorySchema.parse({ clusters });
+  return InventorySchema.parse({ clusters, registries: regs });
 }
 
 export function readStackInfo(path: string): StackInfo {

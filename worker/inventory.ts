@@ -16,6 +16,7 @@ export function parseInventory(doc: unknown, source = 'inventory', baseDir?: str
   }
   if (!baseDir) return r.data;
   return {
+    registries: r.data.registries,
     clusters: r.data.clusters.map((c) => ({
       ...c,
       kubeconfig: {

@@ -19,6 +19,7 @@ import {
 } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createClusterActivities, createHubActivities } from '../activities/index.ts';
+import { createRegistryActivities, loadCredentials, RegistryPool, type RegistryCredentials } from '../activities/registry/index.ts';
 import { createClusterClients, type ClusterClients } from '../activities/kubernetes/clients.ts';
 import { toClusterInfo, type Cluster, type Inventory } from '../model/inventory.ts';
 import { HUB_TASK_QUEUE } from '../workflows/messages.ts';
@@ -103,12 +104,19 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
       workers.push({ worker, queue: { taskQueue, serves: c.name } });
     }
     if (workflowBundle) {
+      // Registry credentials stay on this worker: read here, never passed to a workflow.
+      const credentials: RegistryCredentials = config.registryCredentialsPath ? loadCredentials(config.registryCredentialsPath) : {};
+      const registryLog = log.child({ component: 'registry' });
+      const pool = new RegistryPool(inventory.registries, credentials, registryLog);
       const worker = await Worker.create({
         connection,
         namespace: config.temporal.namespace,
         taskQueue: HUB_TASK_QUEUE,
         workflowBundle,
-        activities: createHubActivities({ inventory, ...(opts.resolveDigest ? { resolveDigest: opts.resolveDigest } : {}) }),
+        activities: {
+          ...createHubActivities({ inventory, credentials, logger: registryLog, pool, ...(opts.resolveDigest ? { resolveDigest: opts.resolveDigest } : {}) }),
+          ...createRegistryActivities({ registries: inventory.registries, credentials, logger: registryLog, pool }),
+        },
         shutdownGraceTime: config.shutdownGraceMs,
         // A killed worker's workflows move to the next worker after this, not after the default 10 s.
         stickyQueueScheduleToStartTimeout: '2s',

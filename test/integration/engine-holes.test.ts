@@ -17,7 +17,7 @@ import { startWorkers, type WorkersHandle } from '../../worker/main.ts';
 import { createApp } from '../../api/app.ts';
 import { createLogger } from '../../api/logger.ts';
 import { CI, SRE, VIEWER, tokens } from '../support/tokens.ts';
-import { clusterClients, cordon, deleteNamespaces, deploymentsIn, runInventory, until } from './support.ts';
+import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, runInventory, until } from './support.ts';
 
 const run = promisify(execFile);
 const stack = inject('stack');
@@ -101,10 +101,6 @@ async function view(ns: string, name = 'web') {
   );
 }
 
-async function digestOf(ref: string): Promise<string> {
-  const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]);
-  return stdout.trim();
-}
 
 describe('hole 12/13: what an API server or an owner would refuse is refused at POST, and nothing changes', () => {
   it('an annotation key the API server rejects: 422 naming the cluster and the field', async () => {

@@ -20,10 +20,9 @@ import { parseConfig } from '../../worker/config.ts';
 import { startWorkers, WORKFLOWS_PATH, type WorkersHandle } from '../../worker/main.ts';
 import { createLogger } from '../../worker/logger.ts';
 import { actionUpdate, HUB_TASK_QUEUE, statusQuery } from '../../workflows/messages.ts';
-import { resolveDigest } from '../../activities/digest.ts';
 import { deliverVia } from '../workflows/harness.ts';
 import type { ClusterClients } from '../../activities/kubernetes/clients.ts';
-import { clusterClients, cordon, deleteNamespaces, deploymentsIn, runInventory, until } from './support.ts';
+import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, runInventory, until } from './support.ts';
 
 const stack = inject('stack');
 const opts = stackOptions(stack);
@@ -89,7 +88,7 @@ async function startDelivery(ns: string, tag: string, extra: Partial<DeployReque
 /** `registry/demo/web@sha256:...`: what a delivery of the tag deploys. */
 const pinnedOf = new Map<string, string>();
 async function pin(tag: string): Promise<string> {
-  if (!pinnedOf.has(tag)) pinnedOf.set(tag, `${central}/demo/web@${await resolveDigest(image(tag))}`);
+  if (!pinnedOf.has(tag)) pinnedOf.set(tag, `${central}/demo/web@${await digestOf(image(tag))}`);
   return pinnedOf.get(tag)!;
 }
 const statusOf = (h: WorkflowHandle) => h.query(statusQuery);

@@ -3,7 +3,9 @@
  * this test run's own, clients to read back what each cluster runs, node
  * cordoning (a cluster with no room for new pods), and polling.
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
 import type { Inventory } from '../../model/index.ts';
@@ -12,9 +14,8 @@ import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 
 /** The stack's inventory with task queues unique to this run, so pollers of other files cannot answer. */
 export function runInventory(stack: StackInfo, run = randomUUID().slice(0, 8)): Inventory {
-  return {
-    clusters: inventoryFromStack(stack).clusters.map((c) => ({ ...c, taskQueue: `flotilla-cluster-${c.name}-${run}` })),
-  };
+  const inv = inventoryFromStack(stack);
+  return { ...inv, clusters: inv.clusters.map((c) => ({ ...c, taskQueue: `flotilla-cluster-${c.name}-${run}` })) };
 }
 
 export function clusterClients(inventory: Inventory): Map<string, ClusterClients> {
@@ -83,4 +84,10 @@ export async function until<T>(read: () => Promise<T>, pred: (v: T) => boolean, 
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`${what}: not reached in ${timeoutMs} ms; last: ${JSON.stringify(last)}${lastErr ? `; last error: ${String(lastErr)}` : ''}`);
+}
+
+/** The digest a registry gives an image reference, read by skopeo (the real tool, not ours). */
+export async function digestOf(ref: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]);
+  return stdout.trim();
 }

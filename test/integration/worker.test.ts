@@ -119,6 +119,7 @@ describe('startWorkers', () => {
   // Queues of their own, so pollers left by other tests cannot answer for ours.
   const run = randomUUID().slice(0, 8);
   const inventory: Inventory = {
+    registries: inventoryFromStack(stack).registries,
     clusters: inventoryFromStack(stack).clusters.map((c) => ({
       ...c,
       taskQueue: `flotilla-cluster-${c.name}-${run}`,

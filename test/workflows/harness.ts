@@ -265,6 +265,7 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
   const clusters = Object.fromEntries(info.map((c) => [c.name, new FakeCluster(c.name)]));
   const connection = await NativeConnection.connect({ address });
   const inventory: Inventory = {
+    registries: [],
     clusters: info.map((c) => ({ name: c.name, region: c.region, provider: c.provider, labels: c.labels, kubeconfig: { path: '/nowhere' }, capacity: c.capacity, taskQueue: c.taskQueue })),
   };
   const fleetRef: { planGate: Promise<void> | undefined } = { planGate: undefined };

@@ -27,7 +27,7 @@ export async function waitFor(x: RunContext, cluster: string, workloads: { ref: 
     // The Deployment's own progress deadline (rolloutTimeout) fires first and says why.
     timeoutMs: x.timing.rolloutMs + ROLLOUT_TIMEOUT_MARGIN_MS,
     graces: x.timing.graces,
-    notBefore: Date.now(),
+    notBefore: new Date().getTime(), // the workflow's clock: deterministic
   });
 }
 
