@@ -10,7 +10,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { Client, Connection } from '@temporalio/client';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
-import { deleteNamespaces, deploymentsIn } from './support.ts';
+import { deleteNamespaces, deploymentsIn, digestOf } from './support.ts';
 import type { DeliveryStatus } from '../../model/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
 import { parseConfig } from '../../worker/config.ts';
@@ -24,6 +24,7 @@ const stack: StackInfo = inject('stack');
 const inventory = inventoryFromStack(stack);
 const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
+const pinnedImage = async (tag: string) => `${central}/demo/web@${await digestOf(image(tag))}`;
 
 
 let workers: WorkersHandle;
@@ -79,6 +80,8 @@ function deployBody(
     waves: [['beijing'], ['shenzhen', 'cloud-hk']],
     onFailure: 'pause',
     rolloutTimeout: '2m',
+    // Pods the stack's simulations keep unready fail soon, not after the 3-minute default.
+    grace: { unready: '5s', unschedulable: '10s' },
     ...extra,
   };
 }
@@ -153,15 +156,17 @@ describe('HTTP API on the local stack', () => {
       'Aborted',
     ]);
     expect(done.phase, done.message).toBe('Healthy');
-    // 4 replicas over capacities 2:1:1.
+    // 4 replicas over capacities 2:1:1, every cluster on the digest v1 had when the delivery was planned.
+    const v1 = await pinnedImage('v1');
+    expect(res.body.digests).toEqual({ [image('v1')]: v1.split('@')[1] });
     expect(await deployments(ns)).toEqual({
-      beijing: { image: image('v1'), ready: 2, replicas: 2 },
-      shenzhen: { image: image('v1'), ready: 1, replicas: 1 },
-      'cloud-hk': { image: image('v1'), ready: 1, replicas: 1 },
+      beijing: { image: v1, ready: 2, replicas: 2 },
+      shenzhen: { image: v1, ready: 1, replicas: 1 },
+      'cloud-hk': { image: v1, ready: 1, replicas: 1 },
     });
     const app = (await request(api).get(`/v1/apps/web?namespace=${ns}`).set('Authorization', VIEWER))
       .body as { clusters: Record<string, { image: string }> };
-    expect(Object.values(app.clusters).map((c) => c.image)).toEqual([image('v1'), image('v1'), image('v1')]);
+    expect(Object.values(app.clusters).map((c) => c.image)).toEqual([v1, v1, v1]);
   });
 
   it('refuses a second delivery while one waits for an SRE, returns the same delivery for a repeated key, and frees the lock on abort', async () => {
@@ -193,7 +198,7 @@ describe('HTTP API on the local stack', () => {
     expect(repeat.body.id).toBe(id);
     // Only the first delivery's wave 1 ever reached a cluster.
     const now = await deployments(ns);
-    expect(now.beijing?.image).toBe(image('v1'));
+    expect(now.beijing?.image).toBe(await pinnedImage('v1'));
     expect([now.shenzhen, now['cloud-hk']]).toEqual([null, null]);
 
     const abort = await request(api)
@@ -211,9 +216,9 @@ describe('HTTP API on the local stack', () => {
       'Healthy',
     );
     expect(Object.values(await deployments(ns)).map((d) => [d?.image, d?.ready])).toEqual([
-      [image('v2'), 2],
-      [image('v2'), 1],
-      [image('v2'), 1],
+      [await pinnedImage('v2'), 2],
+      [await pinnedImage('v2'), 1],
+      [await pinnedImage('v2'), 1],
     ]);
   });
 });

@@ -97,6 +97,36 @@ const untilPhase = (h: WorkflowHandle, phases: string[], timeoutMs = 180_000) =>
 const sre = (h: WorkflowHandle, action: 'retry' | 'skip' | 'rollback' | 'abort', cluster?: string) =>
   h.executeUpdate(actionUpdate, { args: [{ action, who: 'sre-e2e', ...(cluster ? { cluster } : {}) }] });
 
+/**
+ * When each cluster's rollback began (its restoreObjects was scheduled) and finished (the last of its
+ * restoreObjects and the readiness wait after it completed), from the delivery's own history.
+ */
+async function rollbackSpans(h: WorkflowHandle): Promise<Record<string, { start: number; end: number }>> {
+  const events = (await h.fetchHistory()).events ?? [];
+  const at = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+  const scheduled = new Map<string, { cluster: string; type: string }>();
+  const spans: Record<string, { start: number; end: number }> = {};
+  let rollingBack = false;
+  for (const e of events) {
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s) {
+      const cluster = (s.taskQueue?.name ?? '').replace(/^flotilla-cluster-/, '').replace(/-[0-9a-f]{8}$/, '');
+      const type = s.activityType?.name ?? '';
+      scheduled.set(String(e.eventId), { cluster, type });
+      if (type === 'restoreObjects') {
+        rollingBack = true;
+        spans[cluster] ??= { start: at(e), end: at(e) };
+      }
+    }
+    const c = e.activityTaskCompletedEventAttributes;
+    if (c && rollingBack) {
+      const what = scheduled.get(String(c.scheduledEventId));
+      if (what && spans[what.cluster] && (what.type === 'restoreObjects' || what.type === 'waitReady')) spans[what.cluster]!.end = at(e);
+    }
+  }
+  return spans;
+}
+
 /** 4 replicas over capacities 2:1:1, at least one each, every cluster on the tag's digest. */
 const expected = async (tag: string) => {
   const img = await pin(tag);
@@ -142,6 +172,12 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
       expect(final.phase).toBe('RolledBack');
       expect(final.conditions.find((c) => c.type === 'Progressing')?.message).toMatch(/shenzhen: .*unschedulable/);
       expect(await view(ns)).toEqual(await expected('v1'));
+      // Newest wave first, from the history: every cluster of wave 2 had finished its rollback (restore, then
+      // the wait for its pods) before beijing's (wave 1) began.
+      const spans = await rollbackSpans(h);
+      expect(Object.keys(spans).sort()).toEqual(['beijing', 'cloud-hk', 'shenzhen']);
+      const wave2End = Math.max(spans.shenzhen!.end, spans['cloud-hk']!.end);
+      expect(spans.beijing!.start).toBeGreaterThanOrEqual(wave2End);
     } finally {
       await cordon(shenzhen, false);
     }

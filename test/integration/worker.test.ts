@@ -23,7 +23,9 @@ import { ConfigError, loadConfig, parseConfig } from '../../worker/config.ts';
 import { loadInventory } from '../../worker/inventory.ts';
 import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 import { startWorkers, WORKFLOWS_PATH, type WorkersHandle } from '../../worker/main.ts';
-import { HUB_TASK_QUEUE } from '../../workflows/messages.ts';
+import { applicationWorkflowId, HUB_TASK_QUEUE } from '../../workflows/messages.ts';
+import { deliverVia } from '../workflows/harness.ts';
+import { digestOf } from './support.ts';
 
 const stack: StackInfo = inject('stack');
 const silent = pino({ level: 'silent' });
@@ -215,15 +217,12 @@ describe('startWorkers', () => {
     });
     const k8s = createClusterClients(agentCluster);
     try {
-      const status = await client.workflow.execute('deploy', {
-        taskQueue: HUB_TASK_QUEUE,
-        workflowId: `delivery-worker-test-${run}`,
-        args: [{ request, requestedBy: 'worker-test' }],
-        workflowExecutionTimeout: '2m',
-      });
+      const h = await deliverVia(client, HUB_TASK_QUEUE, request, { id: `delivery-worker-test-${run}`, requestedBy: 'worker-test' });
+      const status = await h.result();
       expect((status as DeliveryStatus).phase).toBe('Healthy');
       const d = await k8s.apps.readNamespacedDeployment({ name: 'web', namespace });
-      expect(d.spec?.template.spec?.containers[0]?.image).toBe(image);
+      expect(d.spec?.template.spec?.containers[0]?.image).toBe(`${image.replace(/:v2$/, '')}@${await digestOf(image)}`);
+      await client.workflow.getHandle(applicationWorkflowId(namespace, 'web')).terminate('test over');
       expect(d.status?.readyReplicas).toBe(2);
     } finally {
       await k8s.core.deleteNamespace({ name: namespace }).catch(() => undefined);
