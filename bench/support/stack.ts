@@ -15,6 +15,8 @@ export const benchRoot = path.resolve(import.meta.dirname, '..', '..');
 
 export interface BenchStackOptions {
   parts?: 'registries' | 'all';
+  /** Another fleet file (e.g. stack/fleet-6.yaml for the six-cluster engine figures). */
+  fleetFile?: string;
   log?: (line: string) => void;
 }
 
@@ -27,7 +29,7 @@ export async function withBenchStack<T>(
   );
   const portBase = Number(process.env.FLOTILLA_BENCH_PORT_BASE ?? 22000);
   const log = opts.log ?? ((line: string) => process.stderr.write(`[bench-stack] ${line}\n`));
-  const sopts = { dataDir, portBase, log };
+  const sopts = { dataDir, portBase, log, ...(opts.fleetFile ? { fleetFile: opts.fleetFile } : {}) };
   await down({ ...sopts, purge: true });
   const cfg = resolveConfig(sopts);
   const stop = async () => {

@@ -106,6 +106,8 @@ async function truth(ns: string) {
 }
 
 type Moment = 'planning' | 'apply-not-landed' | 'apply-answer-lost' | 'waiting' | 'paused';
+/** The delivery's own apply of the Deployment (not the preflight's dry-run of it). */
+const APPLY_DEPLOYMENT = '/deployments/web\\?((?!dryRun).)*$';
 const MOMENTS: Moment[] = ['planning', 'apply-not-landed', 'apply-answer-lost', 'waiting', 'paused'];
 
 /** A seeded generator, so a failing run can be replayed (the seed is in the test name). */
@@ -130,8 +132,8 @@ describe(`rollback and abort at any moment of a two-wave delivery (${RUNS} runs,
     const shenzhen = direct.get('shenzhen')!;
     const extra: Record<string, unknown> = {};
     if (moment === 'planning') planning.passes = 1; // the preflight resolves; the delivery's own planning is held
-    if (moment === 'apply-not-landed') await proxyRules('shenzhen', [{ action: 'delay', method: 'PATCH', path: '/deployments/web', delayMs: 120_000, count: 1 }], opts);
-    if (moment === 'apply-answer-lost') await proxyRules('shenzhen', [{ action: 'drop-reply', method: 'PATCH', path: '/deployments/web', count: 1 }], opts);
+    if (moment === 'apply-not-landed') await proxyRules('shenzhen', [{ action: 'delay', method: 'PATCH', path: APPLY_DEPLOYMENT, delayMs: 120_000, count: 1 }], opts);
+    if (moment === 'apply-answer-lost') await proxyRules('shenzhen', [{ action: 'drop-reply', method: 'PATCH', path: APPLY_DEPLOYMENT, count: 1 }], opts);
     if (moment === 'waiting' || moment === 'paused') await cordon(shenzhen, true);
     if (moment === 'paused') extra.grace = { unschedulable: '3s' };
     try {

@@ -46,6 +46,7 @@ describe('configuration', () => {
       hub: false, // agent mode unless asked
       logLevel: 'warn',
       shutdownGraceMs: 10_000,
+      protectedNamespaces: [],
     });
     expect(Object.isFrozen(c) && Object.isFrozen(c.temporal) && Object.isFrozen(c.clusters)).toBe(true);
     const all = loadConfig({ FLOTILLA_INVENTORY: 'i.yaml' });
