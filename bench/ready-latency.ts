@@ -36,9 +36,9 @@ export async function main(args: string[]): Promise<void> {
           const deployment = await watchRollout(c, ns);
           // The once-a-second poller, started with the delivery.
           let polledAt: number | undefined;
-          let polling = true;
+          const giveUp = Date.now() + 120_000;
           const poller = (async () => {
-            while (polling && polledAt === undefined) {
+            while (polledAt === undefined && Date.now() < giveUp) {
               const d = await c.apps.readNamespacedDeployment({ name: 'web', namespace: ns }).catch(() => undefined);
               const s = d?.status;
               if (d && s && (s.observedGeneration ?? 0) >= (d.metadata?.generation ?? 1) && s.readyReplicas === 1 && s.updatedReplicas === 1) polledAt = Date.now();
@@ -47,8 +47,7 @@ export async function main(args: string[]): Promise<void> {
           })();
           const h = await engine.deliver({ namespace: ns, image: `${engine.central}/demo/web:v2`, replicas: 1, placement: { clusters: [cluster] } });
           const s = await result(h);
-          polling = false;
-          await poller;
+          await poller; // it notices at its next tick, up to a second after the step did
           podWatch.abort();
           deployment.stop();
           if (s.phase !== 'Healthy') throw new Error(`delivery ${h.workflowId} ended ${s.phase}: ${s.message}`);
