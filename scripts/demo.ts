@@ -89,7 +89,7 @@ const request = {
 say(`\nPOST ${apiUrl}/v1/deliveries  (${request.app.image}, ${request.app.replicas} replicas, waves ${JSON.stringify(request.waves)})`);
 const started = await call('POST', '/v1/deliveries', 'ci', request);
 const id = started.json.id as string;
-say(`-> ${started.status} ${id}\n`);
+say(`-> ${started.status} ${id}  (digests ${JSON.stringify(started.json.digests ?? {})})\n`);
 
 const t0 = Date.now();
 let last = '';
