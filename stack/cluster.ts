@@ -63,6 +63,10 @@ function stagesFile(dataDir: string): string {
 const CONTROLLERS = [
   'deployment-controller',
   'replicaset-controller',
+  'statefulset-controller',
+  'daemonset-controller',
+  'job-controller',
+  'cronjob-controller',
   'garbage-collector-controller',
   'namespace-controller',
   'serviceaccount-controller',
