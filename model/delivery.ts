@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { dnsLabel, durationString } from './names.ts';
 import { AppSpecSchema, type AppSpec } from './app.ts';
+import type { ObjectRef } from './objects.ts';
 
 /**
  * How long new pods may show a problem that can fix itself before the rollout
@@ -115,6 +116,8 @@ export interface ClusterStatus {
   step: number;
   /** What the cluster was seen to run when the delivery last looked (always read back at the end). */
   observed?: ObservedWorkload;
+  /** The objects this delivery applies there (its bundle for that cluster). */
+  objects?: ObjectRef[];
 }
 
 export const Action = { retry: 'retry', skip: 'skip', rollback: 'rollback', abort: 'abort' } as const;
@@ -145,6 +148,12 @@ export interface DeliveryStatus {
   image: string;
   /** The digest the tag was resolved to when the delivery was planned; every cluster deploys it. */
   digest?: string;
+  /** Every image the delivery runs, with the digest it was pinned to (`ref -> sha256:...`). */
+  digests?: Record<string, string>;
+  /** Where the objects came from: inline, manifests, kustomize, helm, or version N. */
+  source: string;
+  /** The version this delivery becomes when it ends Healthy (its rendering kept in each cluster). */
+  version?: number;
   onFailure: OnFailure;
   phase: Phase;
   conditions: Condition[];
@@ -168,6 +177,12 @@ export interface DeliveryWorkflowInput {
   requestedBy: string;
   /** Set when this delivery restores an earlier state (an SRE's rollback of a finished delivery). */
   rollbackOf?: string;
+  /** The version number it becomes if it ends Healthy (given by the application's workflow). */
+  version?: number;
+  /** What each cluster held of the application after its last delivery (for pruning). */
+  previous?: Record<string, ObjectRef[]>;
+  /** How many versions each cluster keeps. */
+  historyLimit?: number;
 }
 
 export type { AppSpec };

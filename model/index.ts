@@ -9,3 +9,5 @@ export * from './objects.ts';
 export * from './render.ts';
 export * from './steps.ts';
 export * from './rollback.ts';
+export * from './source.ts';
+export * from './bundle.ts';

@@ -155,9 +155,18 @@ export function applyOrder<T extends { kind: string }>(objects: readonly T[]): T
     .map(({ o }) => o);
 }
 
-/** Kinds whose readiness a delivery waits for (the rest count once applied). */
-export const WORKLOAD_KINDS = new Set(['Deployment']);
+/** Kinds with a readiness of their own that a delivery waits for. */
+export const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'ReplicaSet']);
+/** Built-in kinds with no notion of readiness: they count once applied. */
+export const NO_READINESS_KINDS = new Set([
+  'Namespace', 'ConfigMap', 'Secret', 'Service', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding',
+  'Ingress', 'IngressClass', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy', 'PersistentVolumeClaim',
+  'PersistentVolume', 'CronJob', 'LimitRange', 'ResourceQuota', 'PriorityClass', 'StorageClass', 'CustomResourceDefinition',
+  'Endpoints', 'EndpointSlice', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration', 'Lease', 'PodTemplate',
+]);
 export const isWorkload = (r: ObjectRef): boolean => WORKLOAD_KINDS.has(r.kind);
+/** Objects a rollout waits for: workloads, and anything else that may carry a Ready condition (most custom resources). */
+export const needsWait = (r: ObjectRef): boolean => WORKLOAD_KINDS.has(r.kind) || !NO_READINESS_KINDS.has(r.kind);
 
 /** What stood in a cluster before a delivery changed it: one entry per object the delivery applies. */
 export interface CapturedObject {

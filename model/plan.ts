@@ -4,7 +4,7 @@
  * the deploy workflow (deterministic, replayed).
  */
 import type { ClusterInfo } from './inventory.ts';
-import type { AppSpec, Placement } from './app.ts';
+import { inlineApp, type AppSpec, type InlineApp, type Override, type Placement } from './app.ts';
 import { formatImageRef, parseImageRef, withRegistry } from './image.ts';
 
 export class PlanError extends Error {
@@ -88,7 +88,80 @@ export interface ClusterTarget {
   /** Sidecar images by container name, pinned like `image` (absent when planned without digests). */
   sidecarImages?: Record<string, string>;
   env: Record<string, string>;
-  resources?: AppSpec['template']['resources'];
+  resources?: InlineApp['template']['resources'];
+}
+
+/** Labels of a cluster as selectors see them (its own, plus region, zone, provider). */
+const matches = (c: ClusterInfo, selector: Record<string, string>) => Object.entries(selector).every(([k, v]) => c.labels[k] === v);
+
+/**
+ * The override that applies in one cluster: every selector override that picks
+ * it, in order, then its own (a later one wins field by field; env and images
+ * merge; patches add up; Helm values merge deeply).
+ */
+export function effectiveOverride(app: AppSpec, c: ClusterInfo): Override {
+  const layers = [...app.selectorOverrides.filter((o) => matches(c, o.clusterSelector)), ...(app.overrides[c.name] ? [app.overrides[c.name]!] : [])];
+  const out: Override = {};
+  for (const o of layers) {
+    if (o.replicas !== undefined) out.replicas = o.replicas;
+    if (o.registry !== undefined) out.registry = o.registry;
+    if (o.resources !== undefined) out.resources = o.resources;
+    if (o.env) out.env = { ...(out.env ?? {}), ...o.env };
+    if (o.images) out.images = { ...(out.images ?? {}), ...o.images };
+    if (o.patches) out.patches = [...(out.patches ?? []), ...o.patches];
+    if (o.values) out.values = deepMerge(out.values ?? {}, o.values);
+  }
+  return out;
+}
+
+/** Helm's merge of values: objects merge key by key, anything else is replaced. */
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const old = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && old && typeof old === 'object' && !Array.isArray(old) ? deepMerge(old as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+/** What any application's plan starts from: the placed clusters, the waves, each cluster's override. */
+export interface Placed {
+  clusters: ClusterInfo[];
+  waves: string[][];
+  overrides: Record<string, Override>;
+}
+
+export function planPlacement(app: AppSpec, fleet: readonly ClusterInfo[], waves?: readonly (readonly string[])[]): Placed {
+  const placed = resolvePlacement(app.placement, fleet);
+  const placedNames = new Set(placed.map((c) => c.name));
+  for (const name of Object.keys(app.overrides)) {
+    if (!placedNames.has(name)) throw new PlanError(`override for cluster "${name}", which is not placed`, ['overrides', name]);
+  }
+  return { clusters: placed, waves: planWaves(placed, waves), overrides: Object.fromEntries(placed.map((c) => [c.name, effectiveOverride(app, c)])) };
+}
+
+/**
+ * Replicas per placed cluster for a workload of `total` replicas: `duplicated`,
+ * the total everywhere; `divided`, clusters with a replica override keep it and
+ * the rest is divided by capacity, at least one each. `path` names the field at fault.
+ */
+export function replicasByCluster(total: number, placed: readonly ClusterInfo[], overrides: Record<string, Override>, distribution: AppSpec['distribution'], path: (string | number)[] = ['replicas']): Record<string, number> {
+  const replicas: Record<string, number> = {};
+  if (distribution === 'duplicated') {
+    for (const c of placed) replicas[c.name] = overrides[c.name]?.replicas ?? total;
+    return replicas;
+  }
+  const fixed = placed.filter((c) => overrides[c.name]?.replicas !== undefined);
+  const free = placed.filter((c) => overrides[c.name]?.replicas === undefined);
+  for (const c of fixed) replicas[c.name] = overrides[c.name]!.replicas!;
+  const remaining = total - fixed.reduce((a, c) => a + replicas[c.name]!, 0);
+  if (free.length > 0) {
+    if (remaining < 0 || (remaining > 0 && remaining < free.length) || (remaining === 0 && total > 0)) {
+      throw new PlanError(`replicas ${total} (after overrides: ${remaining}) cannot give each of ${free.length} cluster(s) at least one`, path);
+    }
+    divideReplicas(remaining, free.map((c) => c.capacity)).forEach((r, i) => (replicas[free[i]!.name] = r));
+  }
+  return replicas;
 }
 
 /** Digests of image references, as resolved once when a delivery is planned: `ref -> sha256:...`. */
@@ -102,8 +175,8 @@ export function pinImage(ref: string, digests: ImageDigests): string {
   return formatImageRef({ registry: r.registry, repository: r.repository, digest });
 }
 
-/** Every image an application's pods run (its own, then each sidecar's), once each. */
-export function imagesOf(app: AppSpec): string[] {
+/** Every image an inline application's pods run (its own, then each sidecar's), once each. */
+export function imagesOf(app: InlineApp): string[] {
   return [...new Set([app.image, ...app.template.sidecars.map((s) => s.image)])];
 }
 
@@ -121,52 +194,34 @@ function overrideImage(image: string, registry: string, cluster: string): string
 }
 
 /**
- * Everything a delivery needs to change each cluster. With `digests`, every
- * image is pinned (`repo@sha256:...`) so that every wave runs the same bits.
+ * Everything a delivery of the inline spec needs to change each cluster. With
+ * `digests`, every image is pinned (`repo@sha256:...`) so that every wave runs the same bits.
  */
-export function planDeploy(app: AppSpec, fleet: readonly ClusterInfo[], waves?: readonly (readonly string[])[], digests?: ImageDigests): DeployPlan {
-  const placed = resolvePlacement(app.placement, fleet);
-  const placedNames = new Set(placed.map((c) => c.name));
-  for (const name of Object.keys(app.overrides)) {
-    if (!placedNames.has(name)) throw new PlanError(`override for cluster "${name}", which is not placed`, ['overrides', name]);
-  }
-  const plannedWaves = planWaves(placed, waves);
-  const replicas = new Map<string, number>();
-  if (app.distribution === 'duplicated') {
-    for (const c of placed) replicas.set(c.name, app.overrides[c.name]?.replicas ?? app.replicas);
-  } else {
-    // Clusters with a replica override keep it; the rest of the total is divided over the others.
-    const fixed = placed.filter((c) => app.overrides[c.name]?.replicas !== undefined);
-    const free = placed.filter((c) => app.overrides[c.name]?.replicas === undefined);
-    for (const c of fixed) replicas.set(c.name, app.overrides[c.name]!.replicas!);
-    const remaining = app.replicas - fixed.reduce((a, c) => a + replicas.get(c.name)!, 0);
-    if (free.length > 0) {
-      if (remaining < 0 || (remaining > 0 && remaining < free.length) || (remaining === 0 && app.replicas > 0)) {
-        throw new PlanError(
-          `replicas ${app.replicas} (after overrides: ${remaining}) cannot give each of ${free.length} cluster(s) at least one`,
-          ['replicas'],
-        );
-      }
-      divideReplicas(remaining, free.map((c) => c.capacity)).forEach((r, i) => replicas.set(free[i]!.name, r));
-    }
-  }
+export function planDeploy(spec: AppSpec, fleet: readonly ClusterInfo[], waves?: readonly (readonly string[])[], digests?: ImageDigests): DeployPlan {
+  const app = inlineApp(spec);
+  const { clusters: placed, waves: plannedWaves, overrides } = planPlacement(app, fleet, waves);
+  const replicas = replicasByCluster(app.replicas, placed, overrides, app.distribution);
   const waveOf = new Map<string, number>();
   plannedWaves.forEach((w, i) => w.forEach((n) => waveOf.set(n, i)));
   const targets: Record<string, ClusterTarget> = {};
   const appImage = digests ? pinImage(app.image, digests) : app.image;
   const sidecarImages = digests ? Object.fromEntries(app.template.sidecars.map((sc) => [sc.name, pinImage(sc.image, digests)])) : undefined;
   for (const c of placed) {
-    const o = app.overrides[c.name];
-    const image = o?.registry ? overrideImage(appImage, o.registry, c.name) : appImage;
-    const resources = o?.resources ?? app.template.resources;
+    const o = overrides[c.name]!;
+    const own = o.images?.[app.name];
+    const base = own ? (digests ? pinImage(own, digests) : own) : appImage;
+    const image = o.registry ? overrideImage(base, o.registry, c.name) : base;
+    const resources = o.resources ?? app.template.resources;
+    const sidecars = sidecarImages ? { ...sidecarImages } : undefined;
+    for (const [name, ref] of Object.entries(o.images ?? {})) if (name !== app.name && sidecars) sidecars[name] = digests ? pinImage(ref, digests) : ref;
     targets[c.name] = {
       cluster: c.name,
       wave: waveOf.get(c.name)!,
       taskQueue: c.taskQueue,
-      replicas: replicas.get(c.name)!,
+      replicas: replicas[c.name]!,
       image,
-      ...(sidecarImages && Object.keys(sidecarImages).length ? { sidecarImages } : {}),
-      env: { ...app.template.env, ...(o?.env ?? {}) },
+      ...(sidecars && Object.keys(sidecars).length ? { sidecarImages: sidecars } : {}),
+      env: { ...app.template.env, ...(o.env ?? {}) },
       ...(resources ? { resources } : {}),
     };
   }

@@ -4,7 +4,7 @@
  * Every object carries who made it: managed-by flotilla, the application, the
  * delivery and the cluster, so that ownership can be checked before any write.
  */
-import type { AppSpec, Probe, Sidecar } from './app.ts';
+import type { InlineApp, Probe, Sidecar } from './app.ts';
 import type { ClusterTarget } from './plan.ts';
 import {
   ANNOTATION_APP,
@@ -25,7 +25,7 @@ export interface RenderOptions {
 }
 
 /** The Service first, then the Deployment (apply order). */
-export function renderApp(app: AppSpec, target: ClusterTarget, opts: RenderOptions): KubeObject[] {
+export function renderApp(app: InlineApp, target: ClusterTarget, opts: RenderOptions): KubeObject[] {
   const selector = { [LABEL_APP]: app.name };
   const labels = { ...selector, [LABEL_MANAGED_BY]: MANAGED_BY };
   const annotations = {

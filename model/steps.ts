@@ -8,8 +8,10 @@
 import type { ClusterInfo } from './inventory.ts';
 import type { DeployRequest } from './delivery.ts';
 import { durationMs } from './names.ts';
-import { refOf, applyOrder, isWorkload, type KubeObject, type ObjectRef } from './objects.ts';
-import { planDeploy, type ImageDigests } from './plan.ts';
+import { inlineApp } from './app.ts';
+import { customizeForCluster, imagesIn, mainImage, markBundle, pinBundle, planBundleReplicas, REPLICATED_KINDS, toPrune, type ReplicaPlan } from './bundle.ts';
+import { refOf, applyOrder, needsWait, type KubeObject, type ObjectRef } from './objects.ts';
+import { planDeploy, planPlacement, type ImageDigests, type Placed } from './plan.ts';
 import { renderApp } from './render.ts';
 
 export const StepKind = {
@@ -17,13 +19,15 @@ export const StepKind = {
   apply: 'apply',
   /** Wait until the applied workloads are ready. */
   wait: 'wait',
+  /** Delete what an earlier delivery of the application left there and this one no longer has. */
+  prune: 'prune',
 } as const;
 export type StepKind = (typeof StepKind)[keyof typeof StepKind];
 
-export type PlanStep = { kind: typeof StepKind.apply } | { kind: typeof StepKind.wait };
+export type PlanStep = { kind: typeof StepKind.apply } | { kind: typeof StepKind.wait } | { kind: typeof StepKind.prune };
 
 export type StepScope = 'cluster' | 'wave';
-const scopes: Record<StepKind, StepScope> = { apply: 'cluster', wait: 'cluster' };
+const scopes: Record<StepKind, StepScope> = { apply: 'cluster', wait: 'cluster', prune: 'cluster' };
 export const scopeOf = (s: PlanStep): StepScope => scopes[s.kind];
 
 export interface PlanWave {
@@ -64,6 +68,8 @@ export interface PreparedCluster {
   objects: KubeObject[];
   /** Objects whose readiness the wait step waits for. */
   workloads: ObjectRef[];
+  /** Objects an earlier delivery of the application left there that this one no longer has. */
+  prune: ObjectRef[];
 }
 
 /** What the hub prepares once per delivery: everything each cluster will apply, as data. */
@@ -74,18 +80,28 @@ export interface PreparedDelivery {
   clusters: Record<string, PreparedCluster>;
 }
 
-/** The deploy strategy: every wave applies, then waits. */
+/** The deploy strategy: every wave applies, waits, then prunes what the new version no longer has. */
 export function deploySteps(): PlanStep[] {
-  return [{ kind: StepKind.apply }, { kind: StepKind.wait }];
+  return [{ kind: StepKind.apply }, { kind: StepKind.wait }, { kind: StepKind.prune }];
 }
 
-/** Plans and renders a deploy request (pure): the PlanError of planDeploy passes through. */
-export function prepareDeploy(request: DeployRequest, fleet: readonly ClusterInfo[], digests: ImageDigests, deliveryId: string): PreparedDelivery {
+/** What each cluster held of the application after the last delivery (its objects), for pruning. */
+export type ObjectInventory = Record<string, ObjectRef[]>;
+
+/**
+ * Plans and renders a delivery of the inline spec (pure): the PlanError of
+ * planDeploy passes through. Then the same overrides as any bundle: patches.
+ */
+export function prepareDeploy(request: DeployRequest, fleet: readonly ClusterInfo[], digests: ImageDigests, deliveryId: string, previous: ObjectInventory = {}): PreparedDelivery {
   const plan = planDeploy(request.app, fleet, request.waves, digests);
+  const app = inlineApp(request.app);
   const progressDeadlineSeconds = Math.ceil(durationMs(request.rolloutTimeout) / 1000);
+  const placed = planPlacement(request.app, fleet, request.waves);
   const clusters: Record<string, PreparedCluster> = {};
   for (const t of Object.values(plan.targets)) {
-    const objects = applyOrder(renderApp(request.app, t, { deliveryId, progressDeadlineSeconds }));
+    const rendered = renderApp(app, t, { deliveryId, progressDeadlineSeconds });
+    const patched = customizeForCluster(rendered, t.cluster, { patches: placed.overrides[t.cluster]?.patches ?? [] }, { workloads: {}, autoscalers: {} });
+    const objects = applyOrder(patched);
     clusters[t.cluster] = {
       cluster: t.cluster,
       wave: t.wave,
@@ -93,8 +109,89 @@ export function prepareDeploy(request: DeployRequest, fleet: readonly ClusterInf
       replicas: t.replicas,
       image: t.image,
       objects,
-      workloads: objects.map(refOf).filter(isWorkload),
+      workloads: objects.map(refOf).filter(needsWait),
+      prune: toPrune(previous[t.cluster], objects),
     };
   }
   return { digests, waves: plan.waves.map((clusters) => ({ clusters, steps: deploySteps() })), clusters };
+}
+
+/**
+ * Prepares a delivery of rendered objects (a source's): `bases` holds each
+ * placed cluster's rendering (the same objects for most sources; per cluster
+ * where Helm values differ), already normalized. `digests` must cover
+ * imagesOfBundles(...) of the customized bundles.
+ */
+export function prepareBundle(
+  request: DeployRequest,
+  placed: Placed,
+  bases: Record<string, KubeObject[]>,
+  digests: ImageDigests,
+  deliveryId: string,
+  previous: ObjectInventory = {},
+  totals: KubeObject[] = Object.values(bases)[0] ?? [],
+): PreparedDelivery {
+  const replicaPlan = planBundleReplicas(totals, request.app, placed.clusters, placed.overrides);
+  const waveOf = new Map<string, number>();
+  placed.waves.forEach((w, i) => w.forEach((n) => waveOf.set(n, i)));
+  const clusters: Record<string, PreparedCluster> = {};
+  for (const c of placed.clusters) {
+    const o = placed.overrides[c.name] ?? {};
+    const objects = customizeForCluster(bases[c.name] ?? [], c.name, o, replicaPlan);
+    pinBundle(objects, digests, o.registry, c.name);
+    markBundle(objects, { namespace: request.app.namespace, name: request.app.name }, deliveryId, c.name);
+    const ordered = applyOrder(objects);
+    const replicas = Object.values(replicaPlan.workloads).reduce((a, byCluster) => a + (byCluster[c.name] ?? 0), 0);
+    clusters[c.name] = {
+      cluster: c.name,
+      wave: waveOf.get(c.name)!,
+      taskQueue: c.taskQueue,
+      replicas,
+      image: mainImage(ordered),
+      objects: ordered,
+      workloads: ordered.map(refOf).filter(needsWait),
+      prune: toPrune(previous[c.name], ordered),
+    };
+  }
+  return { digests, waves: placed.waves.map((cl) => ({ clusters: cl, steps: deploySteps() })), clusters };
+}
+
+/** The images the customized bundles will run (to resolve before prepareBundle). */
+export function imagesOfBundles(request: DeployRequest, placed: Placed, bases: Record<string, KubeObject[]>): string[] {
+  const noReplicas: ReplicaPlan = { workloads: {}, autoscalers: {} };
+  return [...new Set(placed.clusters.flatMap((c) => imagesIn(customizeForCluster(bases[c.name] ?? [], c.name, { ...(placed.overrides[c.name]?.images ? { images: placed.overrides[c.name]!.images! } : {}) }, noReplicas))))];
+}
+
+/**
+ * Prepares a rollback to a version: each cluster gets back exactly the objects
+ * that version rendered there (read from the cluster), marked as applied by
+ * this delivery; what the application has there now and the version did not
+ * is pruned.
+ */
+export function prepareVersion(request: DeployRequest, placed: Placed, objects: Record<string, KubeObject[]>, deliveryId: string, previous: ObjectInventory = {}): PreparedDelivery {
+  const waveOf = new Map<string, number>();
+  placed.waves.forEach((w, i) => w.forEach((n) => waveOf.set(n, i)));
+  const clusters: Record<string, PreparedCluster> = {};
+  const digests: ImageDigests = {};
+  for (const c of placed.clusters) {
+    const bundle = (objects[c.name] ?? []).map((o) => JSON.parse(JSON.stringify(o)) as KubeObject);
+    markBundle(bundle, { namespace: request.app.namespace, name: request.app.name }, deliveryId, c.name);
+    const ordered = applyOrder(bundle);
+    for (const img of imagesIn(ordered)) {
+      const at = img.indexOf('@');
+      if (at > 0) digests[img] = img.slice(at + 1);
+    }
+    const replicas = ordered.reduce((a, o) => a + (REPLICATED_KINDS.has(o.kind) ? Number((o.spec as { replicas?: number } | undefined)?.replicas ?? 0) : 0), 0);
+    clusters[c.name] = {
+      cluster: c.name,
+      wave: waveOf.get(c.name)!,
+      taskQueue: c.taskQueue,
+      replicas,
+      image: mainImage(ordered),
+      objects: ordered,
+      workloads: ordered.map(refOf).filter(needsWait),
+      prune: toPrune(previous[c.name], ordered),
+    };
+  }
+  return { digests, waves: placed.waves.map((cl) => ({ clusters: cl, steps: deploySteps() })), clusters };
 }

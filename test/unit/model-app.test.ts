@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppSpecSchema, DeliveryRequestSchema, DeployRequestSchema } from '../../model/index.ts';
+import { AppSpecSchema, DeliveryRequestSchema, DeployRequestSchema, inlineApp } from '../../model/index.ts';
 import type { AppSpecInput } from '../../model/index.ts';
 
 const minimal: AppSpecInput = {
@@ -15,19 +15,15 @@ const issues = (input: unknown) => {
 };
 
 describe('AppSpecSchema defaults', () => {
-  it('fills namespace, distribution, overrides and the pod template', () => {
-    expect(AppSpecSchema.parse(minimal)).toEqual({
-      ...minimal,
-      namespace: 'default',
-      distribution: 'divided',
-      overrides: {},
-      template: {
-        sidecars: [],
-        labels: {},
-        annotations: {},
-        env: {},
-        ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }],
-      },
+  it('fills namespace, distribution and overrides; the inline spec gets the default pod template', () => {
+    const app = AppSpecSchema.parse(minimal);
+    expect(app).toEqual({ ...minimal, namespace: 'default', distribution: 'divided', overrides: {}, selectorOverrides: [] });
+    expect(inlineApp(app).template).toEqual({
+      sidecars: [],
+      labels: {},
+      annotations: {},
+      env: {},
+      ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }],
     });
   });
 
@@ -51,12 +47,12 @@ describe('AppSpecSchema defaults', () => {
     });
   });
 
-  it('gives every parse its own default template: changing one spec leaves the next alone', () => {
-    const a = AppSpecSchema.parse(minimal);
+  it('gives every spec its own default template: changing one spec leaves the next alone', () => {
+    const a = inlineApp(AppSpecSchema.parse(minimal));
     a.template.labels.team = 'pay';
     a.template.env.DEBUG = '1';
     a.template.ports[0]!.containerPort = 1;
-    const b = AppSpecSchema.parse(minimal);
+    const b = inlineApp(AppSpecSchema.parse(minimal));
     expect(b.template).toEqual({
       sidecars: [],
       labels: {},
@@ -71,7 +67,7 @@ describe('AppSpecSchema defaults', () => {
       ...minimal,
       template: { sidecars: [{ name: 'envoy', image: 'reg.example/envoy:1.30', ports: [{ containerPort: 15001 }] }] },
     });
-    expect(app.template.sidecars).toEqual([
+    expect(app.template!.sidecars).toEqual([
       { name: 'envoy', image: 'reg.example/envoy:1.30', env: {}, ports: [{ containerPort: 15001, protocol: 'TCP' }] },
     ]);
     const clash = AppSpecSchema.safeParse({
@@ -85,8 +81,8 @@ describe('AppSpecSchema defaults', () => {
   });
 
   it('gives every given template its own default port', () => {
-    AppSpecSchema.parse({ ...minimal, template: {} }).template.ports[0]!.containerPort = 1;
-    expect(AppSpecSchema.parse({ ...minimal, template: {} }).template.ports).toEqual([
+    AppSpecSchema.parse({ ...minimal, template: {} }).template!.ports[0]!.containerPort = 1;
+    expect(AppSpecSchema.parse({ ...minimal, template: {} }).template!.ports).toEqual([
       { name: 'http', containerPort: 8080, protocol: 'TCP' },
     ]);
   });

@@ -106,7 +106,7 @@ describe('planDeploy', () => {
     const plan = planDeploy(spec, fleet);
     expect(plan.targets.shenzhen?.env).toEqual({ MODE: 'prod', REGION: 'south', EXTRA: '1' });
     expect(plan.targets.beijing?.env).toEqual({ MODE: 'prod', REGION: 'any' });
-    expect(spec.template.env).toEqual({ MODE: 'prod', REGION: 'any' });
+    expect(spec.template!.env).toEqual({ MODE: "prod", REGION: "any" });
   });
 
   it('replaces resources with the override, else takes the template', () => {

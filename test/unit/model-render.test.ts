@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  inlineApp,
   ANNOTATION_APP,
   ANNOTATION_CLUSTER,
   ANNOTATION_DELIVERY,
@@ -30,7 +31,7 @@ const spec = (over: Partial<AppSpecInput> = {}) =>
   });
 const render = (over: Partial<AppSpecInput> = {}, delivery = 'd-1', cluster = 'beijing') => {
   const app = spec(over);
-  return renderApp(app, planDeploy(app, fleet).targets[cluster]!, { deliveryId: delivery, progressDeadlineSeconds: 600 });
+  return renderApp(inlineApp(app), planDeploy(app, fleet).targets[cluster]!, { deliveryId: delivery, progressDeadlineSeconds: 600 });
 };
 type Obj = {
   metadata: Record<string, unknown>;
@@ -91,7 +92,7 @@ describe('renderApp: the Deployment', () => {
       env: { B: '2' },
       resources: { limits: { cpu: '1' } },
     };
-    const r = renderApp(app, target, { deliveryId: 'd-9', progressDeadlineSeconds: 90 });
+    const r = renderApp(inlineApp(app), target, { deliveryId: 'd-9', progressDeadlineSeconds: 90 });
     expect(deployment(r).spec.progressDeadlineSeconds).toBe(90);
     expect(deployment(r).spec.replicas).toBe(7);
     expect(container(r)).toMatchObject({
@@ -315,7 +316,7 @@ describe('renderApp: probes and pinned images', () => {
   it('renders pinned images when planned with digests: the app image and every sidecar', () => {
     const app = spec({ template: { sidecars: [{ name: 'envoy', image: 'reg.example/envoy:1.30' }] } });
     const digests = { 'registry.local:5000/demo/web:v2': `sha256:${'a'.repeat(64)}`, 'reg.example/envoy:1.30': `sha256:${'b'.repeat(64)}` };
-    const r = renderApp(app, planDeploy(app, fleet, undefined, digests).targets.beijing!, { deliveryId: 'd', progressDeadlineSeconds: 600 });
+    const r = renderApp(inlineApp(app), planDeploy(app, fleet, undefined, digests).targets.beijing!, { deliveryId: 'd', progressDeadlineSeconds: 600 });
     expect(deployment(r).spec.template.spec.containers.map((c) => c.image)).toEqual([
       `registry.local:5000/demo/web@sha256:${'a'.repeat(64)}`,
       `reg.example/envoy@sha256:${'b'.repeat(64)}`,
