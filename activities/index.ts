@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import type { Cluster } from '../model/inventory.ts';
 import { FailureType } from '../model/reasons.ts';
 import { createClusterClients, withCallSignal, type ClusterClients } from './kubernetes/clients.ts';
-import { applyObjects, captureObjects, checkObjects, restoreObjects } from './kubernetes/objects.ts';
+import { applyObjects, captureObjects, checkObjects, pruneObjects, restoreObjects } from './kubernetes/objects.ts';
+import { readVersion, recordVersion } from './kubernetes/versions.ts';
 import { readWorkloads, waitReady } from './kubernetes/wait.ts';
 import type { ClusterActivities } from './types.ts';
 
@@ -90,5 +91,8 @@ export function createClusterActivities(deps: ClusterActivityDeps): ClusterActiv
       ),
     readWorkloads: (input) => run(input, 'readWorkloads', () => readWorkloads(clients, input.refs)),
     checkObjects: (input) => run(input, 'checkObjects', () => checkObjects(clients, { ...input, protectedNamespaces })),
+    pruneObjects: (input) => run(input, 'pruneObjects', (log) => pruneObjects(clients, input, log)),
+    recordVersion: (input) => run(input, 'recordVersion', (log) => recordVersion(clients, input, log)),
+    readVersion: (input) => run(input, 'readVersion', () => readVersion(clients, input)),
   };
 }

@@ -11,12 +11,14 @@
  */
 import type { ClusterInfo, DeliveryRequest } from '../model/index.ts';
 import type { CapturedObject, KubeObject, ObjectRef, Owner } from '../model/objects.ts';
-import type { PreparedDelivery } from '../model/steps.ts';
+import type { ObjectInventory, PreparedDelivery } from '../model/steps.ts';
 
 export interface CaptureInput {
   cluster: string;
   owner: Owner;
   refs: ObjectRef[];
+  /** Objects the delivery will prune: captured when they are this application's, else left out. */
+  prune?: ObjectRef[];
   /** Take over objects not created by Flotilla for this application (else: NotOwned). */
   adopt: boolean;
 }
@@ -110,11 +112,48 @@ export interface ClusterActivities {
   readWorkloads(input: ReadInput): Promise<WorkloadState[]>;
   /** Preflight: dry-run every object and check its owner; nothing is written. */
   checkObjects(input: CheckInput): Promise<ObjectIssue[]>;
+  /** Deletes what the application no longer has (its own objects only). */
+  pruneObjects(input: PruneInput): Promise<PruneResult>;
+  /** Keeps this cluster's rendering of a Healthy delivery as version N (and forgets versions past the limit). */
+  recordVersion(input: VersionRecordInput): Promise<void>;
+  /** The objects of version N in this cluster (NotFound when this cluster does not have it). */
+  readVersion(input: VersionReadInput): Promise<KubeObject[]>;
 }
 
 export interface PrepareInput {
   request: DeliveryRequest;
   deliveryId: string;
+  /** What each cluster held of the application after its last delivery: what this one no longer has is pruned. */
+  previous?: ObjectInventory;
+}
+
+export interface PruneInput {
+  cluster: string;
+  owner: Owner;
+  /** Objects to delete if they are this application's (an object Flotilla did not create for it is never deleted). */
+  refs: ObjectRef[];
+}
+
+export interface PruneResult {
+  removed: ObjectRef[];
+  kept: { ref: ObjectRef; reason: string }[];
+}
+
+/** A version: exactly what a Healthy delivery rendered in one cluster, kept in that cluster (as Helm keeps releases). */
+export interface VersionRecordInput {
+  cluster: string;
+  owner: Owner;
+  version: number;
+  deliveryId: string;
+  objects: KubeObject[];
+  /** How many versions to keep there (older ones are deleted). */
+  keep: number;
+}
+
+export interface VersionReadInput {
+  cluster: string;
+  owner: Owner;
+  version: number;
 }
 
 export interface HubActivities {

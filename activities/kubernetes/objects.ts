@@ -139,24 +139,66 @@ function notOwned(c: ClusterClients, r: ObjectRef, existing: KubeObject, owner: 
   });
 }
 
+/** The API group of a reference's apiVersion ('' for the core group). */
+function groupOf(apiVersion: string): string {
+  return apiVersion.includes('/') ? apiVersion.split('/')[0]! : '';
+}
+
+/** Whether a CustomResourceDefinition among `refs` defines the group of `ref` (its name is `<plural>.<group>`). */
+export function definedAlongside(ref: ObjectRef, refs: readonly ObjectRef[]): boolean {
+  const group = groupOf(ref.apiVersion);
+  return group !== '' && refs.some((r) => r.kind === 'CustomResourceDefinition' && r.name.endsWith(`.${group}`));
+}
+
+function notServed(err: unknown): boolean {
+  return err instanceof ApplicationFailure && err.type === FailureType.InvalidManifest && /serves no/.test(err.message);
+}
+
+/**
+ * Reads an object; a custom resource whose definition comes in the same
+ * bundle and is not served yet does not exist yet.
+ */
+async function readPending(c: ClusterClients, ref: ObjectRef, bundle: readonly ObjectRef[]): Promise<KubeObject | undefined | 'pending'> {
+  try {
+    return await readObject(c, ref);
+  } catch (err) {
+    if (notServed(err) && definedAlongside(ref, bundle)) return 'pending';
+    throw err;
+  }
+}
+
 /**
  * What stands now for each object: exactly (restorable form), with its owner.
  * An object that is not this application's is refused unless `adopt`.
+ * `prune` lists objects the delivery will delete: those of this application
+ * are captured too (a rollback puts them back); anything else there is left
+ * out, since the delivery will not touch it.
  */
 export async function captureObjects(
   c: ClusterClients,
-  input: { refs: ObjectRef[]; owner: Owner; adopt: boolean },
+  input: { refs: ObjectRef[]; prune?: ObjectRef[]; owner: Owner; adopt: boolean },
 ): Promise<CapturedObject[]> {
   const out: CapturedObject[] = [];
   for (const ref of input.refs) {
-    const existing = await readObject(c, ref);
-    if (!existing) {
+    const existing = await readPending(c, ref, input.refs);
+    if (!existing || existing === 'pending') {
       out.push({ ref, exists: false });
       continue;
     }
     const ownership = ownershipOf(existing, input.owner);
     if (ownership !== Ownership.ours && !input.adopt) throw notOwned(c, ref, existing, input.owner);
     out.push({ ref, exists: true, object: restorable(existing), ownership, managers: managersOf(existing) });
+  }
+  for (const ref of input.prune ?? []) {
+    let existing: KubeObject | undefined;
+    try {
+      existing = await readObject(c, ref);
+    } catch (err) {
+      if (notServed(err)) continue; // its definition is gone: so is the object
+      throw err;
+    }
+    if (!existing || ownershipOf(existing, input.owner) !== Ownership.ours) continue;
+    out.push({ ref, exists: true, object: restorable(existing), ownership: Ownership.ours, managers: managersOf(existing) });
   }
   return out;
 }
@@ -189,10 +231,54 @@ export async function applyObjects(
     const applied = await serverSideApply(c, o);
     const generation = applied.metadata.generation as number | undefined;
     out.push({ ref, ...(generation !== undefined ? { generation } : {}), created: !existing });
+    // A custom resource can be applied only once its definition is established: wait for that here.
+    if (o.kind === 'CustomResourceDefinition') await established(c, o.metadata.name);
     progress(out.length);
   }
   log.info({ objects: out.map((a) => describeObject(a.ref)), owner: ownerKey(input.owner) }, 'applied');
   return out;
+}
+
+/** Waits until a CustomResourceDefinition is Established (its API is served), at most `timeoutMs`. */
+export async function established(c: ClusterClients, name: string, timeoutMs = 30_000): Promise<void> {
+  const ref: ObjectRef = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name };
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const crd = await readObject(c, ref);
+    const conditions = ((crd?.status as { conditions?: { type: string; status: string; message?: string }[] } | undefined)?.conditions ?? []);
+    if (conditions.some((x) => x.type === 'Established' && x.status === 'True')) return;
+    const names = conditions.find((x) => x.type === 'NamesAccepted' && x.status === 'False');
+    if (names) throw ApplicationFailure.create({ type: FailureType.InvalidManifest, nonRetryable: true, message: `cluster "${c.cluster}": CustomResourceDefinition ${name} is not accepted: ${names.message ?? ''}` });
+    if (Date.now() > end) throw ApplicationFailure.create({ type: FailureType.ClusterUnreachable, message: `cluster "${c.cluster}": CustomResourceDefinition ${name} not established after ${Math.round(timeoutMs / 1000)}s` });
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Deletes the application's objects the new version no longer has; an object not created by Flotilla for it is kept. */
+export async function pruneObjects(
+  c: ClusterClients,
+  input: { owner: Owner; refs: ObjectRef[] },
+  log: Logger,
+): Promise<{ removed: ObjectRef[]; kept: { ref: ObjectRef; reason: string }[] }> {
+  const removed: ObjectRef[] = [];
+  const kept: { ref: ObjectRef; reason: string }[] = [];
+  for (const ref of input.refs) {
+    const now = await readObject(c, ref);
+    if (!now) continue;
+    if (ownershipOf(now, input.owner) !== Ownership.ours) {
+      kept.push({ ref, reason: `not created by Flotilla for ${ownerKey(input.owner)} (managed by ${managersOf(now).join(', ') || 'nobody recorded'})` });
+      continue;
+    }
+    const path = await objectPath(c, ref);
+    try {
+      await kube(c.cluster, `prune ${describeObject(ref)}`, () => c.rest('DELETE', path, { query: { propagationPolicy: 'Background' } }));
+    } catch (err) {
+      if (httpStatusOf(err) !== 404) throw err;
+    }
+    removed.push(ref);
+  }
+  if (removed.length || kept.length) log.info({ pruned: removed.map(describeObject), kept }, 'pruned what the new version no longer has');
+  return { removed, kept };
 }
 
 export interface RestoreResult {
@@ -266,6 +352,7 @@ export async function checkObjects(
   input: { objects: KubeObject[]; owner: Owner; adopt: boolean; protectedNamespaces: readonly string[] },
 ): Promise<ObjectIssue[]> {
   const issues: ObjectIssue[] = [];
+  const bundle = input.objects.map(refOf);
   for (const o of applyOrder(input.objects)) {
     const ref = refOf(o);
     const what = describeObject(ref);
@@ -274,7 +361,17 @@ export async function checkObjects(
       issues.push({ cluster: c.cluster, object: what, kind: 'ProtectedNamespace', message: `namespace ${ns} is protected` });
       continue;
     }
-    const existing = await readObject(c, ref);
+    let existing: KubeObject | undefined;
+    try {
+      existing = await readObject(c, ref);
+    } catch (err) {
+      if (!notServed(err)) throw err;
+      // A custom resource whose definition comes with it cannot be dry-run before the definition is
+      // established; the apply step validates it then. Without its definition it is invalid.
+      if (definedAlongside(ref, bundle)) continue;
+      issues.push({ cluster: c.cluster, object: what, kind: 'Invalid', message: (err as Error).message });
+      continue;
+    }
     if (existing && ownershipOf(existing, input.owner) !== Ownership.ours && !input.adopt) {
       // Someone else's object: that is the answer; what a dry-run would say against it (an immutable
       // selector, say) is only a consequence.

@@ -167,3 +167,106 @@ export function assessRollout(o: Observation): Verdict {
   if (pods.length > 0) return { kind: 'failed', progress, reason: 'new pods are failing', pods };
   return { kind: 'waiting', progress };
 }
+
+/** Any object a rollout waits for, as read (exact JSON). */
+interface Obj {
+  metadata?: { generation?: number; uid?: string; name?: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+const num = (v: unknown, d = 0): number => (typeof v === 'number' ? v : d);
+const conditionOf = (o: Obj, type: string) =>
+  ((o.status?.conditions as { type: string; status: string; reason?: string; message?: string }[] | undefined) ?? []).find((c) => c.type === type);
+
+/** Pod-level trouble (crash loops, image pulls past the grace, ...) of the pods of the current revision. */
+function podTrouble(pods: V1Pod[], o: Clock): PodProblem[] {
+  return pods.flatMap((p) => {
+    const problem = podProblem(p, o);
+    return problem ? [{ pod: p.metadata?.name ?? '?', problem }] : [];
+  });
+}
+
+const verdict = (done: boolean, progress: RolloutProgress, pods: PodProblem[], reason = 'new pods are failing'): Verdict =>
+  done ? { kind: 'done', progress } : pods.length ? { kind: 'failed', progress, reason, pods } : { kind: 'waiting', progress };
+
+/**
+ * A StatefulSet is rolled out when the controller has seen its generation,
+ * every replica is ready, and the pods above the partition run the update
+ * revision (all of them, without a partition: currentRevision == updateRevision).
+ */
+export function assessStatefulSet(s: Obj, pods: V1Pod[], o: Clock): Verdict {
+  const generation = num(s.metadata?.generation);
+  const replicas = num(s.spec?.replicas, 1);
+  const st = s.status ?? {};
+  const strategy = s.spec?.updateStrategy as { type?: string; rollingUpdate?: { partition?: number } } | undefined;
+  const partition = strategy?.type === 'OnDelete' ? replicas : num(strategy?.rollingUpdate?.partition);
+  const p: RolloutProgress = {
+    observedGeneration: num(st.observedGeneration),
+    generation,
+    replicas,
+    updatedReplicas: num(st.updatedReplicas),
+    readyReplicas: num(st.readyReplicas),
+    availableReplicas: num(st.availableReplicas),
+    oldReplicas: Math.max(0, num(st.replicas) - num(st.updatedReplicas)),
+    message: '',
+  };
+  const wantUpdated = Math.max(0, replicas - partition);
+  p.message = p.observedGeneration < generation ? `waiting for the controller to see generation ${generation}` : `${p.updatedReplicas}/${wantUpdated} updated (partition ${partition}), ${p.readyReplicas}/${replicas} ready`;
+  const current = pods.filter((pod) => pod.metadata?.labels?.['controller-revision-hash'] === st.updateRevision);
+  const done = p.observedGeneration >= generation && p.readyReplicas >= replicas && p.updatedReplicas >= wantUpdated && (partition > 0 || st.currentRevision === st.updateRevision);
+  return verdict(done, p, podTrouble(current, o));
+}
+
+/** A DaemonSet is rolled out when every node that should run it runs the updated pod, ready and available. */
+export function assessDaemonSet(d: Obj, pods: V1Pod[], o: Clock): Verdict {
+  const generation = num(d.metadata?.generation);
+  const st = d.status ?? {};
+  const desired = num(st.desiredNumberScheduled);
+  const p: RolloutProgress = {
+    observedGeneration: num(st.observedGeneration),
+    generation,
+    replicas: desired,
+    updatedReplicas: num(st.updatedNumberScheduled),
+    readyReplicas: num(st.numberReady),
+    availableReplicas: num(st.numberAvailable),
+    oldReplicas: Math.max(0, num(st.currentNumberScheduled) - num(st.updatedNumberScheduled)),
+    message: '',
+  };
+  p.message = p.observedGeneration < generation ? `waiting for the controller to see generation ${generation}` : `${p.updatedReplicas}/${desired} nodes updated, ${p.readyReplicas} ready`;
+  const current = pods.filter((pod) => pod.metadata?.labels?.['pod-template-generation'] === String(generation));
+  const done = p.observedGeneration >= generation && p.updatedReplicas >= desired && p.readyReplicas >= desired && p.availableReplicas >= desired;
+  return verdict(done, p, podTrouble(current, o));
+}
+
+/** A Job is done when it completed (its completions succeeded); it failed when the controller says Failed. */
+export function assessJob(j: Obj, pods: V1Pod[], o: Clock): Verdict {
+  const st = j.status ?? {};
+  const completions = num(j.spec?.completions, 1);
+  const succeeded = num(st.succeeded);
+  const p: RolloutProgress = { observedGeneration: 0, generation: 0, replicas: completions, updatedReplicas: succeeded, readyReplicas: num(st.ready), availableReplicas: succeeded, oldReplicas: 0, message: `${succeeded}/${completions} completions, ${num(st.active)} active, ${num(st.failed)} failed` };
+  const failed = conditionOf(j, 'Failed');
+  if (failed?.status === 'True') return { kind: 'failed', progress: p, reason: `the job failed: ${failed.reason ?? ''} ${failed.message ?? ''}`.trim(), pods: [] };
+  const done = conditionOf(j, 'Complete')?.status === 'True' || succeeded >= completions;
+  return verdict(done, p, podTrouble(pods, o));
+}
+
+/** A ReplicaSet is rolled out when every replica of its generation is ready. */
+export function assessReplicaSet(r: Obj, pods: V1Pod[], o: Clock): Verdict {
+  const generation = num(r.metadata?.generation);
+  const replicas = num(r.spec?.replicas, 1);
+  const st = r.status ?? {};
+  const p: RolloutProgress = { observedGeneration: num(st.observedGeneration), generation, replicas, updatedReplicas: num(st.replicas), readyReplicas: num(st.readyReplicas), availableReplicas: num(st.availableReplicas), oldReplicas: 0, message: '' };
+  p.message = `${p.readyReplicas}/${replicas} ready`;
+  return verdict(p.observedGeneration >= generation && p.readyReplicas >= replicas && p.availableReplicas >= replicas, p, podTrouble(pods, o));
+}
+
+/**
+ * Any other object: when it carries a Ready condition (most custom resources
+ * do), rolled out once that is True; with none, it counts once applied.
+ */
+export function assessReadyCondition(x: Obj): Verdict {
+  const ready = conditionOf(x, 'Ready');
+  const p: RolloutProgress = { observedGeneration: 0, generation: 0, replicas: 0, updatedReplicas: 0, readyReplicas: 0, availableReplicas: 0, oldReplicas: 0, message: ready ? `Ready ${ready.status}${ready.reason ? ` (${ready.reason})` : ''}${ready.message ? `: ${ready.message}` : ''}` : 'no Ready condition: counts once applied' };
+  return ready && ready.status !== 'True' ? { kind: 'waiting', progress: p } : { kind: 'done', progress: p };
+}

@@ -4,7 +4,7 @@
  * (rollout.ts), and a one-second tick heartbeats the progress and lets the
  * graces run out. A cancelled activity stops its watches and returns.
  */
-import type { CoreV1Event, V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Deployment, V1LabelSelector, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { ANNOTATION_DELIVERY, describeObject, type ObjectRef, type KubeObject } from '../../model/objects.ts';
@@ -14,7 +14,18 @@ import type { ClusterClients } from './clients.ts';
 import { appContainer, labelSelector, LABEL_POD_TEMPLATE_HASH, ownedBy, revisionOf } from './deployment.ts';
 import { kube } from './errors.ts';
 import { objectPath, readObject } from './objects.ts';
-import { assessRollout, progressOf, type Graces, type RolloutProgress } from './rollout.ts';
+import {
+  assessDaemonSet,
+  assessJob,
+  assessReadyCondition,
+  assessReplicaSet,
+  assessRollout,
+  assessStatefulSet,
+  progressOf,
+  type Graces,
+  type RolloutProgress,
+  type Verdict,
+} from './rollout.ts';
 import { Reflector } from './watch.ts';
 
 export interface WaitContext {
@@ -58,6 +69,29 @@ export async function podEvents(c: ClusterClients, namespace: string, pods: stri
   return out;
 }
 
+/** What a workload runs, from its object (Deployments by their app container; others by their first). */
+export function workloadState(ref: ObjectRef, o: KubeObject | undefined): WorkloadState {
+  if (!o) return { ref, exists: false };
+  if (ref.kind === 'Deployment') return deploymentState(ref, o as unknown as V1Deployment);
+  const spec = (o.spec ?? {}) as Record<string, unknown>;
+  const st = (o.status ?? {}) as Record<string, number | undefined>;
+  const template = (ref.kind === 'CronJob' ? (spec.jobTemplate as { spec?: { template?: unknown } } | undefined)?.spec?.template : spec.template) as { spec?: { containers?: { image?: string }[] } } | undefined;
+  const image = template?.spec?.containers?.[0]?.image;
+  const deliveryId = o.metadata.annotations?.[ANNOTATION_DELIVERY];
+  const generation = o.metadata.generation as number | undefined;
+  const replicas = ref.kind === 'DaemonSet' ? st.desiredNumberScheduled : ref.kind === 'Job' ? ((spec.completions as number | undefined) ?? 1) : (spec.replicas as number | undefined);
+  const ready = ref.kind === 'DaemonSet' ? st.numberReady : ref.kind === 'Job' ? st.succeeded : st.readyReplicas;
+  return {
+    ref,
+    exists: true,
+    ...(image ? { image } : {}),
+    ...(replicas !== undefined ? { replicas } : {}),
+    ...(ready !== undefined ? { readyReplicas: ready } : {}),
+    ...(generation !== undefined ? { generation } : {}),
+    ...(deliveryId ? { deliveryId } : {}),
+  };
+}
+
 /** What a Deployment runs, from its object. */
 export function deploymentState(ref: ObjectRef, d: V1Deployment | undefined): WorkloadState {
   if (!d) return { ref, exists: false };
@@ -79,23 +113,26 @@ export function deploymentState(ref: ObjectRef, d: V1Deployment | undefined): Wo
   };
 }
 
-/** Reads each workload as it stands (kinds without a notion of replicas report only whether they exist). */
+/** Reads each workload as it stands. */
 export async function readWorkloads(c: ClusterClients, refs: ObjectRef[]): Promise<WorkloadState[]> {
   const out: WorkloadState[] = [];
-  for (const ref of refs) {
-    const o = await readObject(c, ref);
-    if (ref.kind === 'Deployment') out.push(deploymentState(ref, o as unknown as V1Deployment | undefined));
-    else out.push({ ref, exists: Boolean(o) });
-  }
+  for (const ref of refs) out.push(workloadState(ref, await readObject(c, ref)));
   return out;
 }
 
-/** Waits until one Deployment has rolled out `generation` with every replica ready. */
-export async function waitDeployment(c: ClusterClients, ref: ObjectRef, opts: WaitOptions, ctx: WaitContext, log: Logger): Promise<WorkloadState> {
+/** Kinds whose pods the waiter watches, to see pod trouble as it happens. */
+const POD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Job', 'ReplicaSet']);
+
+/**
+ * Waits until one object has rolled out: watched (the object, its pods, a
+ * Deployment's ReplicaSets), judged at every change by its kind's rule
+ * (rollout.ts), with a one-second tick for the graces and the heartbeat.
+ */
+export async function waitWorkload(c: ClusterClients, ref: ObjectRef, opts: WaitOptions, ctx: WaitContext, log: Logger): Promise<WorkloadState> {
   const namespace = ref.namespace ?? 'default';
   const what = describeObject(ref);
   const started = Date.now();
-  const first = (await readObject(c, ref)) as unknown as V1Deployment | undefined;
+  const first = await readObject(c, ref);
   if (!first) {
     throw ApplicationFailure.create({
       type: FailureType.NotFound,
@@ -103,7 +140,7 @@ export async function waitDeployment(c: ClusterClients, ref: ObjectRef, opts: Wa
       message: `cluster "${c.cluster}": ${what} does not exist (deleted while waiting for its rollout?)`,
     });
   }
-  const selector = labelSelector(first.spec?.selector);
+  const selector = POD_KINDS.has(ref.kind) ? labelSelector((first.spec as { selector?: V1LabelSelector } | undefined)?.selector) : '';
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
@@ -124,22 +161,44 @@ export async function waitDeployment(c: ClusterClients, ref: ObjectRef, opts: Wa
 
   const judge = () => {
     if (done || failing) return;
-    const d = deployments.items.get(ref.name) as V1Deployment | undefined;
-    if (!d) {
-      if (deployments.lastContact === 0) return;
+    const o = objects.items.get(ref.name);
+    if (!o) {
+      if (objects.lastContact === 0) return;
       finish(ApplicationFailure.create({ type: FailureType.NotFound, nonRetryable: true, message: `cluster "${c.cluster}": ${what} was deleted while waiting for its rollout` }));
       return;
     }
-    const revision = revisionOf(d);
-    const current = [...sets.items.values()].find((rs) => ownedBy(rs as V1ReplicaSet, d) && revisionOf(rs as V1ReplicaSet) === revision) as V1ReplicaSet | undefined;
-    const hash = current?.metadata?.labels?.[LABEL_POD_TEMPLATE_HASH];
-    const newPods = hash ? ([...pods.items.values()] as V1Pod[]).filter((p) => p.metadata?.labels?.[LABEL_POD_TEMPLATE_HASH] === hash) : [];
-    const verdict = assessRollout({ deployment: d, generation: opts.generation, newPods, now: Date.now(), firstSeen, graces: opts.graces, ...(opts.notBefore !== undefined ? { notBefore: opts.notBefore } : {}) });
+    const clock = { now: Date.now(), firstSeen, graces: opts.graces, ...(opts.notBefore !== undefined ? { notBefore: opts.notBefore } : {}) };
+    const allPods = pods ? ([...pods.items.values()] as unknown as V1Pod[]) : [];
+    let verdict: Verdict;
+    switch (ref.kind) {
+      case 'Deployment': {
+        const d = o as unknown as V1Deployment;
+        const revision = revisionOf(d);
+        const current = sets ? ([...sets.items.values()] as unknown as V1ReplicaSet[]).find((rs) => ownedBy(rs, d) && revisionOf(rs) === revision) : undefined;
+        const hash = current?.metadata?.labels?.[LABEL_POD_TEMPLATE_HASH];
+        const newPods = hash ? allPods.filter((p) => p.metadata?.labels?.[LABEL_POD_TEMPLATE_HASH] === hash) : [];
+        verdict = assessRollout({ deployment: d, generation: opts.generation, newPods, ...clock });
+        break;
+      }
+      case 'StatefulSet':
+        verdict = assessStatefulSet(o, allPods, clock);
+        break;
+      case 'DaemonSet':
+        verdict = assessDaemonSet(o, allPods, clock);
+        break;
+      case 'Job':
+        verdict = assessJob(o, allPods.filter((p) => (p.metadata?.labels?.['batch.kubernetes.io/controller-uid'] ?? p.metadata?.labels?.['controller-uid']) === o.metadata.uid), clock);
+        break;
+      case 'ReplicaSet':
+        verdict = assessReplicaSet(o, allPods, clock);
+        break;
+      default:
+        verdict = assessReadyCondition(o);
+    }
     lastProgress = verdict.progress;
     if (verdict.kind === 'done') {
-      const state = deploymentState(ref, d);
       log.info({ ref: what, ...verdict.progress, elapsedMs: Date.now() - started }, 'rollout complete');
-      finish(undefined, state);
+      finish(undefined, workloadState(ref, o));
     } else if (verdict.kind === 'failed') {
       failing = true;
       void (async () => {
@@ -161,11 +220,10 @@ export async function waitDeployment(c: ClusterClients, ref: ObjectRef, opts: Wa
   };
 
   const base = await objectPath(c, { ...ref, name: '' }, true);
-  const deployments = new Reflector<KubeObject>(c, base, { fieldSelector: `metadata.name=${ref.name}` }, judge, stop.signal);
-  const setsPath = `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/replicasets`;
-  const sets = new Reflector<KubeObject>(c, setsPath, { labelSelector: selector }, judge, stop.signal);
-  const podsPath = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
-  const pods = new Reflector<KubeObject>(c, podsPath, { labelSelector: selector }, judge, stop.signal);
+  const objects = new Reflector<KubeObject>(c, base, { fieldSelector: `metadata.name=${ref.name}` }, judge, stop.signal);
+  const sets = ref.kind === 'Deployment' ? new Reflector<KubeObject>(c, `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/replicasets`, { labelSelector: selector }, judge, stop.signal) : undefined;
+  const pods = POD_KINDS.has(ref.kind) && selector ? new Reflector<KubeObject>(c, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector: selector }, judge, stop.signal) : undefined;
+  const reflectors = [objects, ...(sets ? [sets] : []), ...(pods ? [pods] : [])];
 
   const silenceMs = opts.silenceMs ?? 15_000;
   const tick = setInterval(() => {
@@ -173,12 +231,12 @@ export async function waitDeployment(c: ClusterClients, ref: ObjectRef, opts: Wa
     const now = Date.now();
     judge(); // graces run out with time, not only with events
     ctx.heartbeat({ cluster: c.cluster, ref: what, ...(lastProgress ?? {}), elapsedMs: now - started, startedAt: started });
-    const contact = Math.min(deployments.lastContact, sets.lastContact, pods.lastContact);
+    const contact = Math.min(...reflectors.map((r) => r.lastContact));
     if (contact > 0 && now - Math.max(contact, started) > silenceMs) {
       // No event and no answer for a while: the watches may hang on a dead connection. One read tells.
       void readObject(c, ref).then(
         () => {
-          for (const r of [deployments, sets, pods]) r.lastContact = Date.now();
+          for (const r of reflectors) r.lastContact = Date.now();
         },
         (err) => finish(err),
       );
@@ -199,7 +257,7 @@ export async function waitDeployment(c: ClusterClients, ref: ObjectRef, opts: Wa
   });
 
   try {
-    await Promise.all([deployments.start(), sets.start(), pods.start()]);
+    await Promise.all(reflectors.map((r) => r.start()));
     judge();
     return await outcome;
   } catch (err) {
@@ -212,7 +270,7 @@ export async function waitDeployment(c: ClusterClients, ref: ObjectRef, opts: Wa
   }
 }
 
-/** Waits for every workload (in parallel); kinds without a notion of readiness count once they exist. */
+/** Waits for every workload (in parallel), each by its kind's rule. */
 export async function waitReady(
   c: ClusterClients,
   workloads: { ref: ObjectRef; generation: number }[],
@@ -220,9 +278,5 @@ export async function waitReady(
   ctx: WaitContext,
   log: Logger,
 ): Promise<WorkloadState[]> {
-  return Promise.all(
-    workloads.map(async (w) =>
-      w.ref.kind === 'Deployment' ? waitDeployment(c, w.ref, { ...opts, generation: w.generation }, ctx, log) : (await readWorkloads(c, [w.ref]))[0]!,
-    ),
-  );
+  return Promise.all(workloads.map((w) => waitWorkload(c, w.ref, { ...opts, generation: w.generation }, ctx, log)));
 }
