@@ -18,7 +18,7 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { DeliveryStatus, Phase } from '../model/index.ts';
+import { compactSpec, type DeliveryStatus, type Phase } from '../model/index.ts';
 import type { delivery } from './delivery.ts';
 import {
   appKey,
@@ -37,13 +37,17 @@ export interface ApplicationInput {
   name: string;
   /** Carried over by continue-as-new. */
   state?: AppState;
+  /** How many versions are kept (here, as an index; in each cluster, as the rendered objects). */
+  historyLimit?: number;
 }
 
 const KEEP_DELIVERIES = 20;
+const DEFAULT_HISTORY = 10;
 const MAX_HISTORY = 2000;
 
 export async function application(input: ApplicationInput): Promise<void> {
-  const state: AppState = input.state ?? { name: input.name, namespace: input.namespace, clusters: {}, deliveries: [] };
+  const state: AppState = { versions: [], nextVersion: 1, inventory: {}, ...(input.state ?? { name: input.name, namespace: input.namespace, clusters: {}, deliveries: [] }) };
+  const historyLimit = input.historyLimit ?? DEFAULT_HISTORY;
   let running: { handle: ChildWorkflowHandle<typeof delivery>; start: StartDeliveryInput } | undefined;
 
   setHandler(appStateQuery, () => state);
@@ -55,14 +59,16 @@ export async function application(input: ApplicationInput): Promise<void> {
       state.activeDelivery = s.deliveryId; // taken before the first await: a second update finds it held
       const type = s.rollbackOf ? 'rollback' : s.request.type;
       const startedAt = new Date().toISOString();
+      const version = state.nextVersion;
+      const image = s.request.app.image ?? (s.request.app.source ? Object.keys(s.request.app.source)[0]! : '');
       state.deliveries = [
-        { id: s.deliveryId, type, image: s.request.app.image, phase: 'Pending' as Phase, startedAt, requestedBy: s.requestedBy, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) },
+        { id: s.deliveryId, type, image, version, phase: 'Pending' as Phase, startedAt, requestedBy: s.requestedBy, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) },
         ...state.deliveries,
       ].slice(0, KEEP_DELIVERIES);
       try {
         const handle = await startChild<typeof delivery>(DELIVERY_WORKFLOW, {
           workflowId: s.deliveryId,
-          args: [{ request: s.request, requestedBy: s.requestedBy, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) }],
+          args: [{ request: s.request, requestedBy: s.requestedBy, version, previous: state.inventory, historyLimit, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) }],
           // The delivery outlives a restart of this workflow; it reports to it by its result.
           parentClosePolicy: ParentClosePolicy.ABANDON,
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
@@ -117,12 +123,12 @@ export async function application(input: ApplicationInput): Promise<void> {
       // Terminated, timed out, or failed before it could report (NotUnderLock cannot happen here).
       failure = (err as Error).message;
     }
-    record(state, start, result, failure);
+    record(state, start, result, failure, historyLimit);
     running = undefined;
     delete state.activeDelivery;
   }
   await condition(allHandlersFinished);
-  await continueAsNew<typeof application>({ namespace: input.namespace, name: input.name, state });
+  await continueAsNew<typeof application>({ namespace: input.namespace, name: input.name, state, historyLimit });
 }
 
 function historyLong(): boolean {
@@ -131,7 +137,7 @@ function historyLong(): boolean {
 }
 
 /** The record after a delivery: each cluster as the delivery read it back at its end. */
-function record(state: AppState, start: StartDeliveryInput, s: DeliveryStatus | undefined, failure: string | undefined): void {
+function record(state: AppState, start: StartDeliveryInput, s: DeliveryStatus | undefined, failure: string | undefined, historyLimit: number): void {
   const rec = state.deliveries.find((d) => d.id === start.deliveryId);
   const finishedAt = s?.finishedAt ?? new Date().toISOString();
   if (rec) Object.assign(rec, { phase: s?.phase ?? 'Degraded', finishedAt });
@@ -142,8 +148,28 @@ function record(state: AppState, start: StartDeliveryInput, s: DeliveryStatus | 
     return;
   }
   if (s.phase === 'Healthy') {
-    if (state.spec) state.previousSpec = state.spec;
-    state.spec = start.request.app;
+    const src = start.request.app.source;
+    // A restore puts back the spec of the version it restored; any other delivery's own spec becomes the application's.
+    const spec = src && 'version' in src ? state.versions.find((v) => v.number === src.version)?.spec : s.version !== undefined ? compactSpec(start.request.app, s.version) : start.request.app;
+    if (spec) {
+      if (state.spec) state.previousSpec = state.spec;
+      state.spec = spec;
+    }
+    if (s.version !== undefined) {
+      const clusters = Object.values(s.clusters).filter((c) => c.phase === 'Healthy').map((c) => c.cluster);
+      const image = s.digest ? `${s.image.replace(/@sha256:.*$/, '').replace(/:[^:/]+$/, '')}@${s.digest}` : s.image;
+      state.versions = [{ number: s.version, deliveryId: s.id, at: finishedAt, source: s.source, image, clusters, ...(spec ? { spec } : {}) }, ...state.versions].slice(0, historyLimit);
+      state.nextVersion = s.version + 1;
+    }
+  }
+  // What each cluster holds of the application now: exactly the new objects where the delivery went through;
+  // where it stopped or was undone, anything either version may have left (pruning a missing object is harmless).
+  for (const c of Object.values(s.clusters)) {
+    if (c.phase === 'Pending' || c.phase === 'Skipped' || !c.objects) continue;
+    const before = state.inventory[c.cluster] ?? [];
+    const key = (r: { apiVersion: string; kind: string; namespace?: string; name: string }) => `${r.apiVersion}/${r.kind}/${r.namespace ?? ''}/${r.name}`;
+    const merged = new Map([...before, ...c.objects].map((r) => [key(r), r]));
+    state.inventory[c.cluster] = c.phase === 'Healthy' ? c.objects : [...merged.values()];
   }
   for (const c of Object.values(s.clusters)) {
     const o = c.observed;

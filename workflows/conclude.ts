@@ -79,3 +79,24 @@ export async function observeAll(x: RunContext, fresh: (phase: string) => boolea
       }),
   );
 }
+
+/**
+ * Keeps what this Healthy delivery rendered in each cluster it ran on as
+ * version N, in that cluster; a cluster that cannot take it now (unreachable)
+ * is said in its message: a later rollback to N will not find it there.
+ */
+export async function recordVersions(x: RunContext, version: number, keep: number): Promise<void> {
+  const plan = x.prepared;
+  if (!plan) return;
+  await Promise.all(
+    Object.values(x.state.status.clusters)
+      .filter((c) => c.phase === 'Healthy')
+      .map(async (c) => {
+        try {
+          await x.acts(c.cluster).read.recordVersion({ cluster: c.cluster, owner: x.owner, version, deliveryId: x.deliveryId, objects: plan.clusters[c.cluster]!.objects, keep });
+        } catch (err) {
+          c.message = `${c.message}; version ${version} not kept here: ${summarizeFailure(err).message}`;
+        }
+      }),
+  );
+}

@@ -36,6 +36,8 @@ export class RunContext {
   readonly touched = new Map<string, TouchedCluster>();
   /** The generation each applied workload reached, per cluster (what the wait step waits for). */
   readonly generations = new Map<string, { ref: ObjectRef; generation: number }[]>();
+  /** Each cluster's task queue (known from the fleet before the plan is). */
+  readonly queues = new Map<string, string>();
   readonly #proxies = new Map<string, ClusterProxies>();
 
   constructor(state: DeliveryState, request: DeployRequest, deliveryId: string) {
@@ -60,7 +62,7 @@ export class RunContext {
   }
 
   acts(cluster: string): ClusterProxies {
-    const taskQueue = this.plan().clusters[cluster]!.taskQueue;
+    const taskQueue = this.queues.get(cluster) ?? this.plan().clusters[cluster]!.taskQueue;
     let p = this.#proxies.get(taskQueue);
     if (!p) {
       const { unreachableMs, rolloutMs } = this.timing;

@@ -18,14 +18,25 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { HubActivities } from '../activities/types.ts';
-import { parseImageRef, Reason, type DeliveryStatus, type DeliveryWorkflowInput } from '../model/index.ts';
-import { markStopped, observeAll, rollbackAll } from './conclude.ts';
+import {
+  parseImageRef,
+  planPlacement,
+  prepareVersion,
+  Reason,
+  type ClusterInfo,
+  type DeliveryStatus,
+  type DeliveryWorkflowInput,
+  type KubeObject,
+  type ObjectInventory,
+  type PreparedDelivery,
+} from '../model/index.ts';
+import { markStopped, observeAll, recordVersions, rollbackAll } from './conclude.ts';
 import { RunContext } from './context.ts';
 import { DeliveryState } from './deliveryState.ts';
 import { summarizeFailure } from './failures.ts';
 import { Interpreter, type Decisions, type Outcome } from './interpreter.ts';
 import { actionUpdate, applicationWorkflowId, statusQuery, type ActionInput } from './messages.ts';
-import { hubPrepare } from './options.ts';
+import { hubPrepare, hubRead } from './options.ts';
 
 const TERMINAL = ['Healthy', 'Degraded', 'Aborted', 'RolledBack'];
 
@@ -33,13 +44,16 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
   const { request } = input;
   const app = request.app;
   const info = workflowInfo();
+  const source = app.source ? Object.keys(app.source)[0]! : 'inline';
   const state = new DeliveryState({
     id: info.workflowId,
-    type: input.rollbackOf ? 'rollback' : request.type,
+    type: input.rollbackOf || (app.source && 'version' in app.source) ? 'rollback' : request.type,
     app: { name: app.name, namespace: app.namespace },
-    image: app.image,
+    image: app.image ?? '',
     onFailure: request.onFailure,
     startedAt: new Date(info.startTime).toISOString(),
+    source: app.source && 'version' in app.source ? `version ${app.source.version}` : source,
+    ...(input.version !== undefined ? { version: input.version } : {}),
   });
   const s = state.status;
   const x = new RunContext(state, request, info.workflowId);
@@ -88,19 +102,24 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
   }
 
   const hub = proxyActivities<HubActivities>(hubPrepare(x.timing.unreachableMs));
+  const fleetRead = proxyActivities<HubActivities>(hubRead);
   let outcome: Outcome;
   work = new CancellationScope();
   try {
     outcome = await work.run(async () => {
       state.setPhase('Progressing', 'planning: resolving image digests, rendering each cluster');
       try {
-        x.prepared = await hub.prepareDelivery({ request, deliveryId: info.workflowId });
+        x.prepared = app.source && 'version' in app.source
+          ? await fromVersion(x, app.source.version, await fleetRead.describeFleet(), input.previous ?? {})
+          : await hub.prepareDelivery({ request, deliveryId: info.workflowId, ...(input.previous ? { previous: input.previous } : {}) });
       } catch (err) {
         if (isCancellation(err)) throw err;
         const f = summarizeFailure(err);
         return { kind: 'planFailed', message: f.message } as const;
       }
-      state.planned(x.prepared, x.prepared.digests[app.image] ?? parseImageRef(app.image).digest);
+      const main = app.image ?? Object.keys(x.prepared.digests)[0] ?? Object.values(x.prepared.clusters)[0]?.image ?? '';
+      if (!app.image) s.image = main;
+      state.planned(x.prepared, x.prepared.digests[main] ?? (main.includes('@') ? parseImageRef(main).digest : undefined));
       state.condition('Progressing', 'True', Reason.Planned, `${s.waves.length} wave(s), steps ${s.steps.join(' -> ')}, ${app.image} pinned as ${s.digest ?? '(digest)'}`);
       return new Interpreter(x, decisions).all();
     });
@@ -119,15 +138,29 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
     const by = `${requested.who}${requested.comment ? `: ${requested.comment}` : ''}`;
     outcome = requested.action === 'rollback' ? { kind: 'rollback', reason: `requested by ${by}` } : { kind: 'abort', reason: `aborted by ${by}` };
   }
-  return CancellationScope.nonCancellable(() => conclude(x, outcome));
+  return CancellationScope.nonCancellable(() => conclude(x, outcome, input));
 }
 
-async function conclude(x: RunContext, outcome: Outcome): Promise<DeliveryStatus> {
+/** A rollback to version N: each placed cluster's objects read back from that cluster, then planned like any bundle. */
+async function fromVersion(x: RunContext, version: number, fleet: ClusterInfo[], previous: ObjectInventory): Promise<PreparedDelivery> {
+  const placed = planPlacement(x.request.app, fleet, x.request.waves);
+  for (const c of placed.clusters) x.queues.set(c.name, c.taskQueue);
+  const objects: Record<string, KubeObject[]> = {};
+  await Promise.all(
+    placed.clusters.map(async (c) => {
+      objects[c.name] = await x.acts(c.name).read.readVersion({ cluster: c.name, owner: x.owner, version });
+    }),
+  );
+  return prepareVersion(x.request, placed, objects, x.deliveryId, previous);
+}
+
+async function conclude(x: RunContext, outcome: Outcome, input: DeliveryWorkflowInput): Promise<DeliveryStatus> {
   const { state } = x;
   const s = state.status;
   switch (outcome.kind) {
     case 'healthy': {
       await observeAll(x, (p) => p === 'Healthy');
+      if (input.version !== undefined) await recordVersions(x, input.version, input.historyLimit ?? 10);
       const skipped = Object.values(s.clusters).filter((c) => c.phase === 'Skipped').map((c) => c.cluster);
       state.condition('Progressing', 'True', Reason.AllWavesHealthy, 'every wave is healthy');
       state.condition('Paused', 'False', Reason.AllWavesHealthy, 'not paused');

@@ -4,6 +4,7 @@
  */
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import {
+  refOf,
   waveStep,
   type AuditEntry,
   type ClusterPhase,
@@ -20,7 +21,7 @@ export const IN_FLIGHT: readonly ClusterPhase[] = ['Applying', 'Progressing', 'R
 export class DeliveryState {
   readonly status: DeliveryStatus;
 
-  constructor(init: Pick<DeliveryStatus, 'id' | 'type' | 'app' | 'image' | 'onFailure' | 'startedAt'>) {
+  constructor(init: Pick<DeliveryStatus, 'id' | 'type' | 'app' | 'image' | 'onFailure' | 'startedAt' | 'source' | 'version'>) {
     this.status = { ...init, phase: 'Pending', conditions: [], clusters: {}, audit: [], currentWave: 0, waves: [], steps: [], currentStep: 0, message: '' };
   }
 
@@ -48,6 +49,7 @@ export class DeliveryState {
     this.status.waves = p.waves.map((w) => [...w.clusters]);
     this.status.steps = (p.waves[0]?.steps ?? []).map((s) => s.kind);
     if (digest) this.status.digest = digest;
+    if (Object.keys(p.digests).length) this.status.digests = { ...p.digests };
     for (const c of Object.values(p.clusters)) {
       this.status.clusters[c.cluster] = {
         cluster: c.cluster,
@@ -59,6 +61,7 @@ export class DeliveryState {
         message: 'waiting for its wave',
         attempts: 0,
         step: 0,
+        objects: c.objects.map(refOf),
       };
     }
   }

@@ -12,12 +12,14 @@ import type { RunContext } from './context.ts';
 import { summarizeFailure } from './failures.ts';
 import type { ActionInput } from './messages.ts';
 import { applyStep } from './steps/apply.ts';
+import { pruneStep } from './steps/prune.ts';
 import { waitStep } from './steps/wait.ts';
 
 /** One module per step kind. */
 const clusterSteps: Record<StepKind, (x: RunContext, cluster: string) => Promise<void>> = {
   apply: applyStep,
   wait: waitStep,
+  prune: pruneStep,
 };
 
 /** How a run ended, before the delivery concludes it (outside the cancellable scope). */

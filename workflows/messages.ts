@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ActionRequest, AppSpec, DeliveryRequest, DeliveryStatus, ObservedWorkload, Phase } from '../model/index.ts';
+import type { ActionRequest, AppSpec, DeliveryRequest, DeliveryStatus, ObjectRef, ObservedWorkload, Phase } from '../model/index.ts';
 import type { ObjectIssue } from '../activities/types.ts';
 
 /** Task queue of the workflows and hub activities. */
@@ -62,11 +62,25 @@ export interface AppDeliveryRecord {
   id: string;
   type: string;
   image: string;
+  version?: number;
   phase: Phase;
   startedAt: string;
   finishedAt?: string;
   requestedBy?: string;
   rollbackOf?: string;
+}
+/** A version: a delivery that ended Healthy; what it rendered is kept in each cluster it ran on. */
+export interface AppVersion {
+  number: number;
+  deliveryId: string;
+  at: string;
+  /** Where its objects came from (inline, manifests, kustomize, helm, version N). */
+  source: string;
+  /** The main image, pinned (as the delivery's status has it). */
+  image: string;
+  clusters: string[];
+  /** The application spec it was delivered with; a large source is kept as `{ version: N }` (its objects are in each cluster). */
+  spec?: AppSpec;
 }
 export interface AppState {
   name: string;
@@ -77,6 +91,12 @@ export interface AppState {
   clusters: Record<string, AppClusterRecord>;
   activeDelivery?: string;
   deliveries: AppDeliveryRecord[];
+  /** Newest first, at most the history limit. */
+  versions: AppVersion[];
+  /** The number the next Healthy delivery gets. */
+  nextVersion: number;
+  /** The objects each cluster holds of the application, as far as Flotilla knows (what a next version prunes from). */
+  inventory: Record<string, ObjectRef[]>;
 }
 export interface StartDeliveryInput {
   deliveryId: string;

@@ -258,7 +258,7 @@ describe('HTTP API on a real Temporal server', () => {
     fleet.clusters['cloud-hk']!.badImages.delete(pinned(v1));
   });
 
-  it('rolls back a finished delivery by starting one that restores the earlier spec on the same clusters', async () => {
+  it('rolls back a finished delivery by starting one that puts the version before it back on the same clusters', async () => {
     const ns = freshNamespace();
     const v1 = `central:5000/demo/web:${ns}-v1`;
     const v2 = `central:5000/demo/web:${ns}-v2`;
@@ -303,7 +303,8 @@ describe('HTTP API on a real Temporal server', () => {
     expect(repeated.body.id).toBe(restoreId);
 
     const restored = await untilPhase(restoreId, ['Healthy', 'Degraded', 'NeedsAttention']);
-    expect(restored).toMatchObject({ phase: 'Healthy', type: 'rollback', image: v1 });
+    // Exactly what version 1 rendered: read back from each cluster, pinned as it was.
+    expect(restored).toMatchObject({ phase: 'Healthy', type: 'rollback', image: pinned(v1), source: 'version 1' });
     expect(Object.keys(restored.clusters).sort()).toEqual(['beijing', 'shenzhen']); // the clusters d2 changed, no others
     // Back on v1 with the replicas v1 had there (8 over 2:1:1 capacity).
     expect(imagesIn(ns)).toEqual({ beijing: pinned(v1), shenzhen: pinned(v1), 'cloud-hk': pinned(v1) });

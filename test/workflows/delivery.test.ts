@@ -57,13 +57,13 @@ describe('delivery workflow (real Temporal server, in-memory clusters)', () => {
     expect(pinned(V2)).toMatch(/^central:5000\/demo\/web@sha256:[a-f0-9]{64}$/);
     expect(final.digest).toBe(pinned(V2).split('@')[1]);
     expect(final.waves).toEqual([['beijing'], ['shenzhen', 'cloud-hk']]);
-    expect(final.steps).toEqual(['apply', 'wait']);
+    expect(final.steps).toEqual(['apply', 'wait', 'prune']);
     expect(images()).toEqual({ beijing: pinned(V2), shenzhen: pinned(V2), 'cloud-hk': pinned(V2) });
     // capacity 2:1:1 over 8 replicas, at least one each
     expect(Object.fromEntries(Object.entries(final.clusters).map(([n, c]) => [n, [c.desiredReplicas, c.readyReplicas, c.phase, c.step, c.observed?.image]]))).toEqual({
-      beijing: [4, 4, 'Healthy', 2, pinned(V2)],
-      shenzhen: [2, 2, 'Healthy', 2, pinned(V2)],
-      'cloud-hk': [2, 2, 'Healthy', 2, pinned(V2)],
+      beijing: [4, 4, 'Healthy', 3, pinned(V2)],
+      shenzhen: [2, 2, 'Healthy', 3, pinned(V2)],
+      'cloud-hk': [2, 2, 'Healthy', 3, pinned(V2)],
     });
     // wave 2 starts only once wave 1 has finished waiting for its rollout
     const wave1Done = fleet.clusters.beijing!.calls.find((c) => c.op === 'wait')!.end!;

@@ -24,6 +24,7 @@ import {
   refKey,
   refOf,
   restorable,
+  type CapturedObject,
   type ClusterInfo,
   type DeliveryStatus,
   type DeployRequest,
@@ -75,6 +76,8 @@ export class FakeCluster {
   applyHangs = false;
   /** The next this-many waits fail as a rollout whose pods never become ready. */
   failNextWaits = 0;
+  /** Versions kept here: `<ns>/<app>` -> number -> objects (as the cluster's Secrets keep them). */
+  readonly versions = new Map<string, Map<number, KubeObject[]>>();
   constructor(name: string) {
     this.name = name;
   }
@@ -129,13 +132,18 @@ export class FakeCluster {
       captureObjects: async (i) => {
         mine(i);
         this.check('capture');
-        return i.refs.map((ref) => {
+        const out: CapturedObject[] = i.refs.map((ref) => {
           const s = this.objects.get(refKey(ref));
           if (!s) return { ref, exists: false };
           const ownership = ownershipOf(s.object, i.owner);
           if (ownership !== 'ours' && !i.adopt) throw ApplicationFailure.create({ type: 'NotOwned', nonRetryable: true, message: `${ref.kind} ${ref.name} is not ours` });
           return { ref, exists: true, object: restorable(s.object), ownership };
         });
+        for (const ref of i.prune ?? []) {
+          const s = this.objects.get(refKey(ref));
+          if (s && ownershipOf(s.object, i.owner) === 'ours') out.push({ ref, exists: true, object: restorable(s.object), ownership: 'ours' });
+        }
+        return out;
       },
       applyObjects: async (i) => {
         mine(i);
@@ -195,6 +203,38 @@ export class FakeCluster {
         mine(i);
         this.check('read');
         return i.refs.map((r) => this.state(r));
+      },
+      pruneObjects: async (i) => {
+        mine(i);
+        this.check('prune');
+        const removed: ObjectRef[] = [];
+        const kept: { ref: ObjectRef; reason: string }[] = [];
+        for (const ref of i.refs) {
+          const s = this.objects.get(refKey(ref));
+          if (!s) continue;
+          if (ownershipOf(s.object, i.owner) !== 'ours') kept.push({ ref, reason: 'not ours' });
+          else {
+            this.objects.delete(refKey(ref));
+            removed.push(ref);
+          }
+        }
+        return { removed, kept };
+      },
+      recordVersion: async (i) => {
+        mine(i);
+        this.check('recordVersion');
+        const key = ownerKey(i.owner);
+        const byNumber = this.versions.get(key) ?? new Map<number, KubeObject[]>();
+        byNumber.set(i.version, JSON.parse(JSON.stringify(i.objects)) as KubeObject[]);
+        for (const n of [...byNumber.keys()].sort((a, b) => b - a).slice(i.keep)) byNumber.delete(n);
+        this.versions.set(key, byNumber);
+      },
+      readVersion: async (i) => {
+        mine(i);
+        this.check('readVersion');
+        const objects = this.versions.get(ownerKey(i.owner))?.get(i.version);
+        if (!objects) throw ApplicationFailure.create({ type: 'NotFound', nonRetryable: true, message: `no version ${i.version} here` });
+        return objects;
       },
       checkObjects: async (i) => {
         mine(i);

@@ -5,7 +5,7 @@
  * while the apply is in flight (or after it landed and its answer was lost)
  * restores it too.
  */
-import { refOf, isWorkload } from '../../model/index.ts';
+import { refKey, refOf } from '../../model/index.ts';
 import type { RunContext } from '../context.ts';
 
 export async function applyStep(x: RunContext, cluster: string): Promise<void> {
@@ -13,13 +13,15 @@ export async function applyStep(x: RunContext, cluster: string): Promise<void> {
   const { step } = x.acts(cluster);
   if (!x.touched.has(cluster)) {
     x.state.setCluster(cluster, 'Applying', 'recording what stands there now');
-    const before = await step.captureObjects({ cluster, owner: x.owner, refs: p.objects.map(refOf), adopt: x.request.adopt });
+    // What the delivery changes: what it applies, and what it will prune (so a rollback can put that back too).
+    const before = await step.captureObjects({ cluster, owner: x.owner, refs: p.objects.map(refOf), prune: p.prune, adopt: x.request.adopt });
     x.touched.set(cluster, { cluster, wave: p.wave, before });
   }
   x.state.setCluster(cluster, 'Applying', `applying ${p.objects.length} objects: ${p.image}, ${p.replicas} replicas`);
   const applied = await step.applyObjects({ cluster, owner: x.owner, deliveryId: x.deliveryId, objects: p.objects, adopt: x.request.adopt });
+  const waitFor = new Set(p.workloads.map(refKey));
   x.generations.set(
     cluster,
-    applied.filter((a) => isWorkload(a.ref)).map((a) => ({ ref: a.ref, generation: a.generation ?? 0 })),
+    applied.filter((a) => waitFor.has(refKey(a.ref))).map((a) => ({ ref: a.ref, generation: a.generation ?? 0 })),
   );
 }
