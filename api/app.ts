@@ -32,6 +32,9 @@ export interface AppDeps {
 const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] =>
   'clusters' in inv ? inv.clusters.map(toClusterInfo) : inv;
 
+/** The largest request body accepted (see README: sources). */
+export const BODY_LIMIT = '1536kb';
+
 export function createApp(deps: AppDeps): Express {
   const fleet = Object.freeze([...fleetOf(deps.inventory)]);
   const store = deps.tokens instanceof TokenStore ? deps.tokens : new TokenStore(deps.tokens);
@@ -76,7 +79,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     '/v1',
     authenticate(store),
-    express.json({ limit: '256kb', strict: true }),
+    // Large enough for a packaged Helm chart or a Kustomize overlay sent with the request, and under the 2 MiB that
+    // Temporal accepts for one payload (the request travels as the delivery's input); larger charts belong in a registry.
+    express.json({ limit: BODY_LIMIT, strict: true }),
     v1Routes(deliveries, fleet, deps.protectedNamespaces ?? []),
   );
 

@@ -37,7 +37,7 @@ import {
 import type { Caller } from './auth.ts';
 import { HttpError, notFound } from './errors.ts';
 import { startUnderLock } from './lock.ts';
-import { restoreRequest } from './restore.ts';
+import { restoreRequest, versionRequest } from './restore.ts';
 import type { ActionBody, DeliveryListItem, ListQuery } from './schemas.ts';
 
 /** Workflow ids the deliveries routes answer for; anything else (an application workflow) is a 404 there. */
@@ -124,7 +124,9 @@ export class Deliveries {
       const existing = await this.#describe(id);
       if (existing) return this.#repeat(id, existing, hash);
     }
-    const checked = input.skipPreflight ? undefined : await this.preflight(request, id);
+    // A version source is read back from the clusters when the delivery runs: nothing to render or dry-run here.
+    const versionSource = request.app.source !== undefined && 'version' in request.app.source;
+    const checked = input.skipPreflight || versionSource ? undefined : await this.preflight(request, id);
 
     const start: StartDeliveryInput = {
       deliveryId: id,
@@ -336,10 +338,35 @@ export class Deliveries {
       request,
       caller,
       rollbackOf: id,
+      skipPreflight: true,
       ...(body.comment !== undefined ? { comment: body.comment } : {}),
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
     });
     return { kind: 'started', started, rollbackOf: id };
+  }
+
+  /**
+   * A delivery that puts version N back, exactly as it rendered, on every cluster it ran on (role sre).
+   * 404 for an application that is not there; 409 for a version that is not kept.
+   */
+  async rollbackToVersion(namespace: string, name: string, version: number, caller: Caller, comment?: string, idempotencyKey?: string): Promise<Started> {
+    const app = await this.app(namespace, name);
+    const v = app.versions.find((x) => x.number === version);
+    if (!v) {
+      throw new HttpError(409, 'VersionUnavailable', `${namespace}/${name} keeps no version ${version} (kept: ${app.versions.map((x) => x.number).join(', ') || 'none'})`, {
+        details: { versions: app.versions.map((x) => x.number) },
+      });
+    }
+    const gone = v.clusters.filter((c) => !this.#d.fleet.some((f) => f.name === c));
+    if (gone.length) throw new HttpError(409, 'VersionUnavailable', `version ${version} ran on ${gone.join(', ')}, no longer in the fleet`);
+    return this.start({
+      request: versionRequest(app, v, v.clusters),
+      caller,
+      rollbackOf: `version ${version}`,
+      skipPreflight: true,
+      ...(comment ? { comment } : {}),
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    });
   }
 
   /** The application's durable state: where it runs, at which image and revision, and its recent deliveries. */

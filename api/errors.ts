@@ -124,7 +124,7 @@ function toHttpError(err: unknown): HttpError | undefined {
     if (err.type === 'entity.parse.failed')
       return new HttpError(400, 'MalformedJson', `the request body is not valid JSON: ${err.message}`);
     if (err.type === 'entity.too.large')
-      return new HttpError(413, 'PayloadTooLarge', 'the request body is too large');
+      return new HttpError(413, 'PayloadTooLarge', 'the request body is larger than 1.5 MiB (a delivery request travels in Temporal history, which refuses payloads over 2 MiB); push a large Helm chart to a registry and name it as oci://...');
     return new HttpError(err.status, 'BadRequestBody', err.message);
   }
   if (isTemporalUnavailable(err))

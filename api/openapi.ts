@@ -7,7 +7,9 @@ import { DeliveryRequestSchema } from '../model/index.ts';
 import {
   ActionBodySchema,
   AppQuerySchema,
+  AppRollbackBodySchema,
   AppStateSchema,
+  AppVersionsSchema,
   DeliveryAcceptedSchema,
   DeliveryListSchema,
   DeliveryStatusSchema,
@@ -160,6 +162,36 @@ export function openApiDocument(): Json {
           },
         },
       },
+      '/v1/apps/{name}/versions': {
+        get: {
+          operationId: 'listVersions',
+          summary: 'The versions of an application: every delivery that ended Healthy, newest first (any role)',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            ...queryParams(AppQuerySchema, { namespace: 'Kubernetes namespace' }),
+          ],
+          responses: { '200': json('AppVersions', 'Versions'), ...common, '404': error('No such application') },
+        },
+      },
+      '/v1/apps/{name}/rollback': {
+        post: {
+          operationId: 'rollbackToVersion',
+          summary: 'Put a version back, exactly as it rendered, on every cluster it ran on (role: sre)',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            ...queryParams(AppQuerySchema, { namespace: 'Kubernetes namespace' }),
+            idempotencyParam,
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('AppRollback') } } },
+          responses: {
+            '202': json('DeliveryAccepted', 'A delivery restoring the version was started'),
+            '200': json('DeliveryAccepted', 'An earlier request with the same Idempotency-Key started it'),
+            ...common,
+            '404': error('No such application'),
+            '409': error('The version is not kept, or another delivery of the application is running'),
+          },
+        },
+      },
       '/healthz': {
         get: {
           operationId: 'healthz',
@@ -200,6 +232,8 @@ export function openApiDocument(): Json {
         DeliveryList: schema(DeliveryListSchema, 'output'),
         DeliveryStatus: schema(DeliveryStatusSchema, 'output'),
         AppState: schema(AppStateSchema, 'output'),
+        AppVersions: schema(AppVersionsSchema, 'output'),
+        AppRollback: schema(AppRollbackBodySchema, 'input'),
         Error: schema(ErrorSchema, 'output'),
       },
     },

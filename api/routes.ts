@@ -3,13 +3,14 @@
  * nothing starts), then one call into Deliveries. Errors go to errorHandler.
  */
 import { Router, type Request, type Response } from 'express';
-import { DeliveryRequestSchema, planDeploy, PlanError, type ClusterInfo } from '../model/index.ts';
+import { DeliveryRequestSchema, planDeploy, planPlacement, PlanError, type AppSpec, type ClusterInfo } from '../model/index.ts';
 import { Permission, requirePermission } from './auth.ts';
 import { locals } from './context.ts';
 import { statusUrl, type Deliveries, type Started } from './deliveries.ts';
 import { HttpError, parseOr } from './errors.ts';
 import {
   ActionBodySchema,
+  AppRollbackBodySchema,
   AppParamsSchema,
   AppQuerySchema,
   IdempotencyKeySchema,
@@ -23,6 +24,8 @@ export const routeTable = [
   { method: 'get', path: '/v1/deliveries/:id' },
   { method: 'post', path: '/v1/deliveries/:id/actions' },
   { method: 'get', path: '/v1/apps/:name' },
+  { method: 'get', path: '/v1/apps/:name/versions' },
+  { method: 'post', path: '/v1/apps/:name/rollback' },
 ] as const;
 
 function idempotencyKey(req: Request): string | undefined {
@@ -56,13 +59,11 @@ export function isProtectedNamespace(ns: string, extra: readonly string[]): bool
 }
 
 /** A plan the engine would refuse is refused here, before anything starts. PlanError paths are relative to the app (or to waves). */
-function checkPlan(
-  app: Parameters<typeof planDeploy>[0],
-  fleet: readonly ClusterInfo[],
-  waves: Parameters<typeof planDeploy>[2],
-): void {
+function checkPlan(app: AppSpec, fleet: readonly ClusterInfo[], waves: Parameters<typeof planDeploy>[2]): void {
   try {
-    planDeploy(app, fleet, waves);
+    // The inline spec plans all the way (replicas included); a source's replicas are known once rendered.
+    if (app.source) planPlacement(app, fleet, waves);
+    else planDeploy(app, fleet, waves);
   } catch (e) {
     if (!(e instanceof PlanError)) throw e;
     const path = (e.path[0] === 'waves' ? e.path : ['app', ...e.path]).map(String).join('.');
@@ -126,6 +127,23 @@ export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[], 
     const { name } = parseOr(AppParamsSchema, req.params, 'path');
     const { namespace } = parseOr(AppQuerySchema, req.query, 'query string');
     res.json(await deliveries.app(namespace, name));
+  });
+
+  r.get('/apps/:name/versions', requirePermission(Permission.read), async (req, res) => {
+    const { name } = parseOr(AppParamsSchema, req.params, 'path');
+    const { namespace } = parseOr(AppQuerySchema, req.query, 'query string');
+    res.json({ items: (await deliveries.app(namespace, name)).versions });
+  });
+
+  r.post('/apps/:name/rollback', requirePermission(Permission.act), async (req, res) => {
+    requireJson(req);
+    const key = idempotencyKey(req);
+    const { name } = parseOr(AppParamsSchema, req.params, 'path');
+    const { namespace } = parseOr(AppQuerySchema, req.query, 'query string');
+    const body = parseOr(AppRollbackBodySchema, req.body);
+    const started = await deliveries.rollbackToVersion(namespace, name, body.version, locals(res).caller!, body.comment, key);
+    locals(res).log.info({ delivery: started.id, app: `${namespace}/${name}`, version: body.version }, 'rollback to a version');
+    accepted(res, started, { rollbackOf: `version ${body.version}` });
   });
 
   return r;

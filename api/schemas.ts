@@ -95,6 +95,8 @@ const ConditionSchema = z.object({
   lastTransitionTime: z.string(),
 });
 
+const ObjectRefSchema = z.object({ apiVersion: z.string(), kind: z.string(), name: z.string(), namespace: z.string().optional() });
+
 const ObservedSchema = z
   .object({
     exists: z.boolean(),
@@ -122,6 +124,7 @@ const ClusterStatusSchema = z.object({
   attempts: z.number().int(),
   step: z.number().int().meta({ description: 'Index into steps of the step this cluster is at (steps.length once done)' }),
   observed: ObservedSchema.optional(),
+  objects: z.array(ObjectRefSchema).optional().meta({ description: 'The objects this delivery applies in that cluster' }),
 });
 
 const AuditEntrySchema = z.object({
@@ -138,6 +141,9 @@ export const DeliveryStatusSchema = z.object({
   app: z.object({ name: z.string(), namespace: z.string() }),
   image: z.string().meta({ description: 'The image as requested (the tag stays visible)' }),
   digest: z.string().optional().meta({ description: 'The digest the image was pinned to when the delivery was planned' }),
+  digests: z.record(z.string(), z.string()).optional().meta({ description: 'Every image the delivery runs and the digest it was pinned to' }),
+  source: z.string().meta({ description: 'inline, manifests, kustomize, helm, or "version N" (a rollback to a version)' }),
+  version: z.number().int().optional().meta({ description: 'The version this delivery becomes if it ends Healthy' }),
   onFailure: z.enum(OnFailure),
   phase: z.enum(Phase),
   conditions: z.array(ConditionSchema),
@@ -150,6 +156,16 @@ export const DeliveryStatusSchema = z.object({
   startedAt: z.string(),
   finishedAt: z.string().optional(),
   message: z.string(),
+});
+
+const AppVersionSchema = z.object({
+  number: z.number().int(),
+  deliveryId: z.string(),
+  at: z.string(),
+  source: z.string(),
+  image: z.string(),
+  clusters: z.array(z.string()),
+  spec: AppSpecSchema.optional().meta({ description: 'the spec it was delivered with; a large source is kept as {version: N}' }),
 });
 
 export const AppStateSchema = z.object({
@@ -183,9 +199,18 @@ export const AppStateSchema = z.object({
       finishedAt: z.string().optional(),
       requestedBy: z.string().optional(),
       rollbackOf: z.string().optional(),
+      version: z.number().int().optional(),
     }),
   ),
+  versions: z.array(AppVersionSchema).meta({ description: 'Healthy deliveries, newest first, at most the history limit' }),
+  nextVersion: z.number().int(),
+  inventory: z.record(z.string(), z.array(ObjectRefSchema)).meta({ description: "The application's objects in each cluster, as far as Flotilla knows" }),
 });
+
+export const AppVersionsSchema = z.object({ items: z.array(AppVersionSchema) });
+export const AppRollbackBodySchema = z
+  .object({ version: z.number().int().min(1), comment: z.string().max(2000).optional() })
+  .strict();
 
 // Compile-time: the response schemas describe exactly the interfaces the workflows return.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -222,6 +222,20 @@ describe('malformed input: 400 with field paths, nothing starts', () => {
     expect(calls).toEqual([]);
   });
 
+  it('answers 413 to a body over 1.5 MiB (Temporal refuses payloads over 2 MiB) and starts nothing', async () => {
+    const { app, calls } = setup();
+    const yaml = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata: {blob: "${'x'.repeat(1_700_000)}"}\n`;
+    const res = await request(app)
+      .post('/v1/deliveries')
+      .set('Authorization', bearer('ci'))
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ type: 'deploy', app: { name: 'web', namespace: 'shop', source: { manifests: yaml }, placement: { clusters: ['beijing'] } } }));
+    expect(res.status).toBe(413);
+    expect(res.body.error).toBe('PayloadTooLarge');
+    expect(res.body.message).toMatch(/oci:\/\//);
+    expect(calls).toEqual([]);
+  });
+
   it('answers 400 to a bad action, a bad Idempotency-Key and bad query strings', async () => {
     const { app, calls } = setup();
     const action = await request(app)
@@ -379,7 +393,8 @@ describe('GET /openapi.json', () => {
     expect(deploy.required).toEqual(expect.arrayContaining(['type', 'app']));
     expect(deploy.properties.app).toMatchObject({
       type: 'object',
-      required: expect.arrayContaining(['name', 'image', 'replicas', 'placement']),
+      required: expect.arrayContaining(['name', 'placement']),
+      properties: expect.objectContaining({ source: expect.anything(), image: expect.anything(), replicas: expect.anything() }),
     });
     expect(doc.components.schemas.ActionRequest!.properties!.action).toMatchObject({
       enum: ['retry', 'skip', 'rollback', 'abort'],
