@@ -27,6 +27,8 @@ export interface AppDeps {
   readyDeadlineMs?: number;
   /** Namespaces no delivery may write into, besides every kube-* one (403). */
   protectedNamespaces?: readonly string[];
+  /** Healthy versions kept per application (FLOTILLA_VERSION_HISTORY). */
+  versionHistory?: number;
 }
 
 const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] =>
@@ -42,6 +44,7 @@ export function createApp(deps: AppDeps): Express {
     temporal: deps.temporal,
     fleet,
     taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE,
+    ...(deps.versionHistory !== undefined ? { versionHistory: deps.versionHistory } : {}),
   });
   const openapi = openApiDocument();
 

@@ -22,6 +22,8 @@ export const ConfigSchema = z.object({
   FLOTILLA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long SIGTERM waits for requests in flight before closing their sockets. */
   FLOTILLA_API_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  /** How many Healthy versions of each application are kept (listed, and restorable by rollback). */
+  FLOTILLA_VERSION_HISTORY: z.coerce.number().int().min(1).max(100).default(10),
   /** Comma list of namespaces no delivery may write into, besides every kube-* one. */
   FLOTILLA_PROTECTED_NAMESPACES: z
     .string()

@@ -103,6 +103,8 @@ export interface DeliveriesDeps {
   fleet: readonly ClusterInfo[];
   /** Task queue of the workflows (HUB_TASK_QUEUE in production; tests run their own). */
   taskQueue: string;
+  /** Healthy versions kept per application; carried by each start, so a changed setting applies from the next delivery. */
+  versionHistory?: number;
 }
 
 export class Deliveries {
@@ -133,6 +135,7 @@ export class Deliveries {
       request,
       requestedBy: caller.name,
       requestHash: hash,
+      ...(this.#d.versionHistory !== undefined ? { historyLimit: this.#d.versionHistory } : {}),
       ...(rollbackOf ? { rollbackOf } : {}),
       ...(comment ? { comment } : {}),
     };

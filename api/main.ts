@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   // Connection.lazy: the API starts (and /readyz says 503) while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.FLOTILLA_TEMPORAL_ADDRESS });
   const temporal = new Client({ connection, namespace: config.FLOTILLA_TEMPORAL_NAMESPACE });
-  const app = createApp({ temporal, inventory: fleet, tokens, logger: log, protectedNamespaces: config.FLOTILLA_PROTECTED_NAMESPACES });
+  const app = createApp({ temporal, inventory: fleet, tokens, logger: log, protectedNamespaces: config.FLOTILLA_PROTECTED_NAMESPACES, versionHistory: config.FLOTILLA_VERSION_HISTORY });
 
   const server = app.listen(config.FLOTILLA_API_PORT, config.FLOTILLA_API_HOST);
   await once(server, 'listening');

@@ -47,7 +47,7 @@ const MAX_HISTORY = 2000;
 
 export async function application(input: ApplicationInput): Promise<void> {
   const state: AppState = { versions: [], nextVersion: 1, inventory: {}, ...(input.state ?? { name: input.name, namespace: input.namespace, clusters: {}, deliveries: [] }) };
-  const historyLimit = input.historyLimit ?? DEFAULT_HISTORY;
+  let historyLimit = input.historyLimit ?? DEFAULT_HISTORY;
   let running: { handle: ChildWorkflowHandle<typeof delivery>; start: StartDeliveryInput } | undefined;
 
   setHandler(appStateQuery, () => state);
@@ -57,6 +57,7 @@ export async function application(input: ApplicationInput): Promise<void> {
     async (s: StartDeliveryInput) => {
       if (state.activeDelivery === s.deliveryId) return { deliveryId: s.deliveryId, created: false }; // the same request again
       state.activeDelivery = s.deliveryId; // taken before the first await: a second update finds it held
+      if (s.historyLimit !== undefined) historyLimit = s.historyLimit;
       const type = s.rollbackOf ? 'rollback' : s.request.type;
       const startedAt = new Date().toISOString();
       const version = state.nextVersion;

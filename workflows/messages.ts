@@ -107,6 +107,8 @@ export interface StartDeliveryInput {
   comment?: string;
   /** Of the request, for an Idempotency-Key that comes back with another body. */
   requestHash: string;
+  /** Healthy versions to keep (the API's FLOTILLA_VERSION_HISTORY); from this delivery on. */
+  historyLimit?: number;
 }
 export interface StartDeliveryResult {
   deliveryId: string;

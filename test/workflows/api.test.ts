@@ -258,6 +258,28 @@ describe('HTTP API on a real Temporal server', () => {
     fleet.clusters['cloud-hk']!.badImages.delete(pinned(v1));
   });
 
+  it('keeps as many versions as FLOTILLA_VERSION_HISTORY says: older ones are neither listed nor restorable', async () => {
+    const short = createApp({ temporal: fleet.client, inventory: fleet.info, tokens, logger: createLogger('silent'), taskQueue: fleet.taskQueue, versionHistory: 2 });
+    const ns = freshNamespace();
+    for (const tag of ['v1', 'v2', 'v3']) {
+      const image = `central:5000/demo/web:${ns}-${tag}`;
+      const res = await request(short).post('/v1/deliveries').set('Authorization', CI).send(deployBody(ns, image, { app: { name: 'web', namespace: ns, image, replicas: 2, placement: { clusters: ['beijing'] } }, waves: undefined }));
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      await untilPhase(res.body.id as string, ['Healthy']);
+      await eventually(() => appState(ns), (s) => s.activeDelivery === undefined);
+    }
+    const versions = await request(short).get(`/v1/apps/web/versions?namespace=${ns}`).set('Authorization', VIEWER);
+    expect(versions.status).toBe(200);
+    expect((versions.body.items as { number: number; image: string }[]).map((v) => [v.number, v.image])).toEqual([
+      [3, pinned(`central:5000/demo/web:${ns}-v3`)],
+      [2, pinned(`central:5000/demo/web:${ns}-v2`)],
+    ]);
+    const gone = await request(short).post(`/v1/apps/web/rollback?namespace=${ns}`).set('Authorization', SRE).send({ version: 1 });
+    expect(gone.status).toBe(409);
+    expect(gone.body).toMatchObject({ error: 'VersionUnavailable', details: { versions: [3, 2] } });
+    expect(imagesIn(ns).beijing).toBe(pinned(`central:5000/demo/web:${ns}-v3`));
+  });
+
   it('rolls back a finished delivery by starting one that puts the version before it back on the same clusters', async () => {
     const ns = freshNamespace();
     const v1 = `central:5000/demo/web:${ns}-v1`;
