@@ -160,11 +160,25 @@ describe('Dockerfile', () => {
   it('builds in stages on node:24 slim, with production dependencies only', () => {
     const from = lines.filter((l) => /^FROM /i.test(l));
     expect(from.length).toBeGreaterThanOrEqual(2);
-    for (const f of from) expect(f).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim/);
+    // Node stages on node:24 slim (the runtime last); a Go stage builds only helm and kustomize.
+    for (const f of from.filter((l) => !/ AS tools$/.test(l))) expect(f).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim/);
+    expect(from.at(-1)).toMatch(/^FROM node:\$\{NODE_VERSION\}-slim$/);
     const nodeVersion = /ARG NODE_VERSION=(\S+)/.exec(dockerfile)?.[1];
     expect(nodeVersion).toMatch(/^24\./);
     expect(read('scripts/env.sh')).toContain(`NODE_VERSION=${nodeVersion}`);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
+  });
+
+  it('carries helm and kustomize at the versions the local stack builds, where the worker looks for them', () => {
+    const env = read('scripts/env.sh');
+    for (const tool of ['HELM', 'KUSTOMIZE']) {
+      const version = new RegExp(`ARG ${tool}_VERSION=(\\S+)`).exec(dockerfile)?.[1];
+      expect(version, tool).toBeDefined();
+      expect(env).toContain(`export ${tool}_VERSION=${version}`);
+    }
+    expect(dockerfile).toContain('COPY --from=tools /out/helm /out/kustomize /usr/local/bin/');
+    expect(dockerfile).toMatch(/HELM_BIN=\/usr\/local\/bin\/helm/);
+    expect(dockerfile).toMatch(/KUSTOMIZE_BIN=\/usr\/local\/bin\/kustomize/);
   });
 
   it('runs as a non-root user, the API by default, and ships every source folder the entry points import', () => {
