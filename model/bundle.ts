@@ -26,6 +26,7 @@ import {
   type ObjectRef,
 } from './objects.ts';
 import { divideReplicas, pinImage, PlanError, replicasByCluster, type ImageDigests } from './plan.ts';
+import { secretValues, SECRET_BY_REFERENCE } from './source.ts';
 
 /** Built-in kinds that live outside namespaces. */
 export const CLUSTER_SCOPED = new Set([
@@ -86,6 +87,8 @@ export function normalizeBundle(objects: readonly KubeObject[], app: Pick<AppSpe
     } else if (o.metadata.namespace && o.metadata.namespace !== app.namespace) {
       throw new PlanError(`${o.kind} ${o.metadata.namespace}/${o.metadata.name} is outside the application's namespace ${app.namespace}`, ['source', i, 'metadata', 'namespace']);
     } else o.metadata.namespace = app.namespace;
+    const carried = secretValues(o);
+    if (carried) throw new PlanError(`Secret ${o.metadata.name} (object ${i + 1}) carries ${carried}: ${SECRET_BY_REFERENCE}`, ['source', i, carried]);
     const key = refKey(refOf(o));
     if (seen.has(key)) throw new PlanError(`${describeObject(refOf(o))} is in the bundle twice`, ['source', i]);
     seen.add(key);

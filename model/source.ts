@@ -26,6 +26,20 @@ export const KubeObjectSchema = z
   })
   .loose();
 
+/** Why a Secret with values is refused: it would be kept in Temporal's history with the request. */
+export const SECRET_BY_REFERENCE =
+  'Secrets are delivered by reference: their values would be stored in workflow history, so create the Secret in each cluster (by hand or with an external-secrets operator) and reference it by name';
+
+/** The field of a Secret that carries values (data or stringData), if any. */
+export function secretValues(o: { kind: string; [k: string]: unknown }): 'data' | 'stringData' | undefined {
+  if (o.kind !== 'Secret') return undefined;
+  for (const f of ['data', 'stringData'] as const) {
+    const v = o[f];
+    if (v && typeof v === 'object' && Object.keys(v).length > 0) return f;
+  }
+  return undefined;
+}
+
 /** Objects of multi-document YAML (or JSON) text, each checked like a listed one; errors name the document. */
 export function parseManifestText(text: string): { objects: unknown[]; errors: { doc: number; message: string }[] } {
   const objects: unknown[] = [];
@@ -56,7 +70,9 @@ const manifests = z.union([z.string().min(1), z.array(z.unknown()).min(1)]).tran
   const out: z.infer<typeof KubeObjectSchema>[] = [];
   list.forEach((o, i) => {
     const r = KubeObjectSchema.safeParse(o);
-    if (r.success) out.push(r.data);
+    const carried = r.success ? secretValues(r.data) : undefined;
+    if (carried) ctx.addIssue({ code: 'custom', path: [i, carried], message: SECRET_BY_REFERENCE });
+    else if (r.success) out.push(r.data);
     else for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: [i, ...issue.path] } as never);
   });
   return out;

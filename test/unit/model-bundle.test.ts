@@ -59,6 +59,16 @@ describe('sources', () => {
     expect(AppSpecSchema.safeParse({ ...app(), source: { helm: { chart: 'oci://reg.local/charts/shop', version: '1.0.0' } } }).success).toBe(true);
   });
 
+  it('refuses a Secret that carries values (they would be kept in workflow history), in a request or in what a tool rendered', () => {
+    const withData = AppSpecSchema.safeParse({ ...app(), source: { manifests: [configMap('c'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password: 'hunter2' } }] } });
+    expect(withData.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['source.manifests.1.stringData', expect.stringMatching(/by reference/)]]);
+    expect(JSON.stringify(withData.error?.issues)).not.toContain('hunter2');
+    // A Secret without values (a placeholder an operator fills) is an object like any other.
+    expect(AppSpecSchema.safeParse({ ...app(), source: { manifests: [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' } }] } }).success).toBe(true);
+    const rendered: KubeObject[] = [configMap('c'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db-7fk2' }, data: { password: 'aHVudGVyMg==' } }];
+    expect(() => normalizeBundle(rendered, { namespace: 'shop' })).toThrow(/Secret db-7fk2 \(object 2\) carries data: Secrets are delivered by reference/);
+  });
+
   it('the inline spec needs image and replicas; a source takes no template; Helm values only on a Helm source', () => {
     const noImage = AppSpecSchema.safeParse({ name: 'w', placement: { clusters: ['beijing'] }, replicas: 1 });
     expect(noImage.error?.issues.map((i) => i.path.join('.'))).toEqual(['image']);
