@@ -304,7 +304,8 @@ describe('versions', () => {
       app: {
         name: 'web',
         namespace: ns,
-        source: { manifests: [deployment('web', image(tag), 2), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web' }, data: { VERSION: tag } }] },
+        // v3 adds a ConfigMap that v1 never had: restoring v1 must remove it again.
+        source: { manifests: [deployment('web', image(tag), 2), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web' }, data: { VERSION: tag } }, ...(tag === 'v3' ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web-extra' }, data: { added: 'v3' } }] : [])] },
         placement: { clusters },
         distribution: 'duplicated',
       },
@@ -334,6 +335,8 @@ describe('versions', () => {
       deployment: (await get(c, `/apis/apps/v1/namespaces/${ns}/deployments/web`))?.spec.template,
       config: (await get(c, `/api/v1/namespaces/${ns}/configmaps/web`))?.data ?? null,
     }));
+    const extra = await each(async (c) => (await get(c, `/api/v1/namespaces/${ns}/configmaps/web-extra`)) !== null);
+    expect(extra).toEqual({ beijing: false, shenzhen: false, 'cloud-hk': true });
     // Where version 1 ran: exactly its pod template and ConfigMap; cloud-hk, where it never ran, keeps v3.
     expect({ beijing: now.beijing, shenzhen: now.shenzhen }).toEqual({ beijing: v1.beijing, shenzhen: v1.shenzhen });
     expect(now['cloud-hk']!.config).toEqual(hkBefore);
