@@ -28,7 +28,14 @@ import {
   registryPart,
   registryUp,
 } from './registry.ts';
-import { TEMPORAL_PART, temporalDown, temporalHealthy, temporalInfo, temporalUp } from './temporal.ts';
+import {
+  loadTemporalClient,
+  TEMPORAL_PART,
+  temporalDown,
+  temporalHealthy,
+  temporalInfo,
+  temporalUp,
+} from './temporal.ts';
 import type { ProxyClusterView } from './proxy.ts';
 import {
   PROXY_PART,
@@ -293,6 +300,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
     };
   };
   const temporal = temporalInfo(cfg);
+  await loadTemporalClient(); // before the checks below start their 1 s timeouts
   const [views, pulls, targets] = await Promise.all([
     proxyViews(cfg),
     pullerViews(cfg),
