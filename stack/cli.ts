@@ -136,7 +136,7 @@ program
 program
   .command('fault')
   .description(
-    'simulate an outage: cluster-down|cluster-up <cluster> (apiserver stopped), cluster-hang|cluster-5xx|cluster-heal <cluster> (at its API-server proxy: every request hangs, every request 503, rules cleared), registry-down|registry-up <registry>',
+    'simulate an outage: cluster-down|cluster-up <cluster> (apiserver stopped), cluster-hang|cluster-5xx|cluster-heal <cluster> (at its API-server proxy: every request hangs, every request 503, rules cleared), registry-down|registry-up <registry>, nodes-notready|nodes-ready <cluster> (node heartbeats stop: NotReady after 20 s, the API still up)',
   )
   .argument('<kind>', FAULTS.join(' | '), (v) => {
     if (!(FAULTS as readonly string[]).includes(v))

@@ -17,6 +17,9 @@ import {
   clusterInfo,
   clusterStatus,
   clusterUp,
+  NODE_MONITOR_GRACE_SECONDS,
+  nodesNotReady,
+  nodesReady,
 } from './cluster.ts';
 import type { ProcRecord } from './process.ts';
 import { isAlive, memoryOf, readState, stopProcess, updateState, withLock } from './process.ts';
@@ -410,13 +413,17 @@ export const FAULTS = [
   'cluster-heal',
   'registry-down',
   'registry-up',
+  'nodes-notready',
+  'nodes-ready',
 ] as const;
 export type Fault = (typeof FAULTS)[number];
 
 /**
  * Simulated outages: stop/start one cluster's apiserver or one registry (data is
  * kept); make every request to a cluster hang or answer 503 at its proxy, or heal
- * it (clear its proxy rules).
+ * it (clear its proxy rules); stop or resume the heartbeats of a cluster's nodes
+ * (nodes-notready: NotReady after the node-lifecycle controller's 20 s grace, the API
+ * still serving; nodes-ready waits until they are Ready again, with their pods).
  */
 export async function fault(
   kind: Fault,
@@ -428,6 +435,24 @@ export async function fault(
 }
 
 async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log): Promise<void> {
+  if (kind === 'nodes-notready' || kind === 'nodes-ready') {
+    const c = cfg.fleet.clusters.find((x) => x.name === name);
+    if (!c)
+      throw new Error(`no cluster "${name}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
+    if (kind === 'nodes-notready') {
+      await nodesNotReady(cfg, c);
+      log(
+        `cluster ${name}: node heartbeats stopped; the nodes turn NotReady within ~${NODE_MONITOR_GRACE_SECONDS} s (the API keeps serving)`,
+      );
+    } else {
+      const t0 = Date.now();
+      const r = await nodesReady(cfg, c);
+      log(
+        `cluster ${name}: nodes Ready again (${((Date.now() - t0) / 1000).toFixed(1)}s; ${r.pods} pod(s) Ready again)`,
+      );
+    }
+    return;
+  }
   if (kind.startsWith('cluster-')) {
     const c = cfg.fleet.clusters.find((x) => x.name === name);
     if (!c)
