@@ -5,17 +5,20 @@
  * --port-base, else FLOTILLA_PORT_BASE, else 27000.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import type { Fault, StackOptions, StackStatus, Traffic } from './index.ts';
+import type { BehaviourRule, Fault, StackOptions, StackStatus, Traffic } from './index.ts';
 import {
   addScrapeTarget,
+  clearBehaviour,
   clearTraffic,
   down,
   FAULTS,
   fault,
+  listBehaviours,
   listTraffic,
   prometheusState,
   removeScrapeTarget,
   scrapeTargets,
+  setBehaviour,
   setTraffic,
   status,
   up,
@@ -169,6 +172,54 @@ function printTraffic(list: Traffic[]): void {
         .trimEnd(),
     );
 }
+
+function printRules(rules: BehaviourRule[]): void {
+  if (!rules.length)
+    return console.log('no behaviour rules (pods follow their own flotilla.dev/simulate, else ready)');
+  const rows = [
+    ['MATCH', 'BEHAVIOUR', 'MATCHES'],
+    ...rules.map((r) => [
+      r.image ? `--image ${r.image}` : `--label ${r.label}`,
+      r.behaviour === 'unready-after' ? `unready-after=${r.afterSeconds}s` : r.behaviour,
+      r.image ? `${r.repository}@${r.digest} (any registry)` : `pods labelled ${r.label}`,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows)
+    console.log(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
+}
+
+program
+  .command('behave')
+  .description(
+    'make pods of an image, or with a label, misbehave from their start on (the newest matching rule wins): behave --image <ref|repo:tag> | --label k=v unready|crashloop|unready-after=30s|ready; behave --clear [--image ...|--label ...]; behave --list',
+  )
+  .argument('[behaviour]', 'unready | crashloop | unready-after=<N>s | ready')
+  .option('--image <ref>', 'an image: host/repo:tag, repo:tag (any stack registry), or ...@sha256:...')
+  .option('--label <key=value>', 'a pod label')
+  .option('--clear', 'remove the rule of --image/--label, or every rule')
+  .option('--list', 'print the rules')
+  .action(
+    async (
+      behaviour: string | undefined,
+      o: { image?: string; label?: string; clear?: boolean; list?: boolean },
+    ) => {
+      const which = { ...(o.image ? { image: o.image } : {}), ...(o.label ? { label: o.label } : {}) };
+      if (o.list) return printRules(listBehaviours(opts()));
+      if (o.clear) {
+        const r = await clearBehaviour(which, opts());
+        console.log(`removed ${r.removed}`);
+        return printRules(r.rules);
+      }
+      if (!behaviour) throw new Error('say how to behave: unready | crashloop | unready-after=<N>s | ready');
+      printRules(await setBehaviour({ ...which, behaviour: behaviour as 'unready' }, opts()));
+    },
+  );
 
 const metrics = program
   .command('metrics')

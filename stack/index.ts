@@ -21,6 +21,9 @@ import {
   nodesNotReady,
   nodesReady,
 } from './cluster.ts';
+import type { BehaviourInput } from './behaviours.ts';
+import { clearBehaviourOn, readBehaviours, setBehaviourOn } from './behaviours.ts';
+import type { BehaviourRule } from './puller/behaviours.ts';
 import type { ProcRecord } from './process.ts';
 import { isAlive, memoryOf, readState, stopProcess, updateState, withLock } from './process.ts';
 import {
@@ -91,6 +94,8 @@ export type { ProxyClusterView } from './proxy.ts';
 export type { PullerClusterView } from './puller.ts';
 export type { PrometheusTargetView, PromSample, ScrapeTarget } from './prometheus.ts';
 export type { Traffic, TrafficFilter, TrafficInput } from './metrics/traffic.ts';
+export type { BehaviourInput } from './behaviours.ts';
+export type { Behaviour, BehaviourRule } from './puller/behaviours.ts';
 export type { ProxyRule, ActiveRule } from './proxy/rules.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
 
@@ -578,6 +583,32 @@ export async function prometheusState(opts: StackOptions = {}): Promise<Promethe
 /** An instant PromQL query against the stack's Prometheus: `[{metric, value}]`. */
 export async function prometheusQuery(query: string, opts: StackOptions = {}): Promise<PromSample[]> {
   return promQuery(resolveConfig(opts), query);
+}
+
+/**
+ * Makes pods of an image (any registry's copy: matched by repository and digest; a tag is
+ * resolved now) or carrying a label behave: `unready` (never Ready), `crashloop`,
+ * `unready-after=30s` (Ready, then not), `ready` (as normal: an exception to a broader
+ * rule). The newest matching rule wins, then the pod's own `flotilla.dev/simulate`. Applies
+ * to pods that start from now on; kept across down/up. Returns the table.
+ *
+ *   await setBehaviour({ image: `${central}/demo/web:v2`, behaviour: 'unready-after=30s' }, stackOptions(stack));
+ *   await setBehaviour({ label: 'track=canary', behaviour: 'crashloop' }, stackOptions(stack));
+ */
+export async function setBehaviour(input: BehaviourInput, opts: StackOptions = {}): Promise<BehaviourRule[]> {
+  return setBehaviourOn(resolveConfig(opts), input);
+}
+
+/** Removes the rule of that image or label (as given when set); `{}` removes every rule. */
+export async function clearBehaviour(
+  which: { image?: string; label?: string } = {},
+  opts: StackOptions = {},
+): Promise<{ removed: number; rules: BehaviourRule[] }> {
+  return clearBehaviourOn(resolveConfig(opts), which);
+}
+
+export function listBehaviours(opts: StackOptions = {}): BehaviourRule[] {
+  return readBehaviours(resolveConfig(opts));
 }
 
 /** What the image puller reports for each cluster (pods it cannot pull yet, and why), or [] when it does not run. */
