@@ -21,6 +21,8 @@ import {
   nodesNotReady,
   nodesReady,
 } from './cluster.ts';
+import { argoHealthzUrl } from './argo.ts';
+import { httpRequest } from './net.ts';
 import type { BehaviourInput } from './behaviours.ts';
 import { clearBehaviourOn, readBehaviours, setBehaviourOn } from './behaviours.ts';
 import type { BehaviourRule } from './puller/behaviours.ts';
@@ -95,6 +97,8 @@ export type { PullerClusterView } from './puller.ts';
 export type { PrometheusTargetView, PromSample, ScrapeTarget } from './prometheus.ts';
 export type { Traffic, TrafficFilter, TrafficInput } from './metrics/traffic.ts';
 export type { BehaviourInput } from './behaviours.ts';
+export type { ArgoInfo } from './argo.ts';
+export { argoDown, argoUp } from './argo.ts';
 export type { Behaviour, BehaviourRule } from './puller/behaviours.ts';
 export type { ProxyRule, ActiveRule } from './proxy/rules.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
@@ -380,6 +384,19 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
         processes: [single(part, healthy)],
       };
     }),
+    // Argo Rollouts controllers started by argoUp (stack/argo.ts), if any.
+    ...Object.keys(state?.processes ?? {})
+      .filter((name) => name.startsWith('argo/') && cfg.fleet.clusters.some((c) => `argo/${c.name}` === name))
+      .map(async (name): Promise<PartStatus> => {
+        const url = argoHealthzUrl(cfg, name.slice('argo/'.length));
+        const healthy =
+          isAlive(state?.processes[name]) &&
+          (await httpRequest(url, { timeoutMs: 1000 }).then(
+            (r) => r.status === 200,
+            () => false,
+          ));
+        return { part: name, healthy, endpoint: url, processes: [single(name, healthy)] };
+      }),
     ...cfg.fleet.clusters.map(async (c): Promise<PartStatus> => {
       const s = await clusterStatus(
         cfg,
