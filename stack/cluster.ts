@@ -32,7 +32,7 @@ import {
   setHeartbeats,
   writeKubeconfig,
 } from './kube.ts';
-import { ensureDefinitions, UP_BUNDLES } from './crds.ts';
+import { ensureDefinitions, upBundles } from './crds.ts';
 import { assertPortFree, httpRequest, portOpen } from './net.ts';
 import type { ProcRecord, StartSpec } from './process.ts';
 import { isAlive, memoryOf, readState, startProcess, stopProcess, updateState, waitFor } from './process.ts';
@@ -258,7 +258,7 @@ export async function clusterUp(
   // `up` ends every fault: heartbeats stopped by nodes-notready start again.
   const resumed = await setHeartbeats(target, c, false);
   // The traffic routers' resource definitions register while the other components start.
-  const crds = ensureDefinitions(target, UP_BUNDLES);
+  const crds = ensureDefinitions(target, upBundles());
   const recs = await Promise.all((['controller-manager', 'scheduler', 'kwok'] as const).map(ensure));
   const applied = await crds;
   await waitFor(

@@ -39,8 +39,23 @@ export function bundleDir(bundle: Bundle): string {
       return argoPaths().crds;
   }
 }
-/** What every `up` registers in every cluster. */
-export const UP_BUNDLES: Bundle[] = ['gateway-api', 'istio'];
+/**
+ * What every `up` registers in every cluster: the Gateway API's and Istio's, unless
+ * FLOTILLA_STACK_CRDS names fewer (`gateway-api`, `istio`, comma-separated, or `none`): they
+ * cost a cold `up` ~15 s and each apiserver ~220 MiB, which a stack that routes no traffic
+ * (an engine benchmark's, say) can spare.
+ */
+export function upBundles(env = process.env.FLOTILLA_STACK_CRDS): Bundle[] {
+  if (env === undefined || env.trim() === '') return ['gateway-api', 'istio'];
+  if (env.trim() === 'none') return [];
+  const names = env.split(',').map((x) => x.trim());
+  const bad = names.filter((x) => x !== 'gateway-api' && x !== 'istio');
+  if (bad.length)
+    throw new Error(
+      `FLOTILLA_STACK_CRDS: unknown ${bad.join(', ')} (give gateway-api, istio, both comma-separated, or none)`,
+    );
+  return names as Bundle[];
+}
 
 const HASH = 'stack.flotilla.dev/applied-hash';
 const MANAGER = 'flotilla-stack';

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { definitionNames } from '../../stack/crds.ts';
+import { definitionNames, upBundles } from '../../stack/crds.ts';
 import type { StackClusterInfo, StackInfo } from '../../stack/types.ts';
 
 const stack: StackInfo = inject('stack');
@@ -159,6 +159,14 @@ describe('traffic-routing resource definitions', () => {
         ['canary', 40],
       ]);
     }
+  });
+
+  it('FLOTILLA_STACK_CRDS narrows what up registers (a stack that routes no traffic spares the cost)', () => {
+    expect(upBundles(undefined)).toEqual(['gateway-api', 'istio']);
+    expect(upBundles('istio')).toEqual(['istio']);
+    expect(upBundles(' gateway-api , istio ')).toEqual(['gateway-api', 'istio']);
+    expect(upBundles('none')).toEqual([]);
+    expect(() => upBundles('linkerd')).toThrow(/FLOTILLA_STACK_CRDS: unknown linkerd/);
   });
 
   it('validate with their schemas: a weight out of range is refused with the field', async () => {
