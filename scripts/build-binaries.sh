@@ -2,12 +2,38 @@
 # Builds the Go binaries of the local stack from the Go module proxy, once per
 # version, into $FLOTILLA_CACHE_DIR/bin. A binary already on PATH is used as is
 # for temporal. The builds share one Go build cache.
+#
+#   scripts/build-binaries.sh        the stack's binaries (what `up` and `npm test` need)
+#   scripts/build-binaries.sh argo   only Argo Rollouts' controller (for the side-by-side benchmark)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 mkdir -p "$FLOTILLA_BIN_DIR"
 export GOFLAGS="${GOFLAGS:-} -trimpath"
 
 need_go() { command -v go >/dev/null 2>&1 || { echo "Go is needed to build $1 (not cached in $FLOTILLA_BIN_DIR)" >&2; exit 1; }; }
+
+if [ "${1:-}" = argo ]; then
+  if [ ! -x "$ARGO_ROLLOUTS_BIN" ]; then
+    need_go argo-rollouts; phase_start "go build Argo Rollouts controller v$ARGO_ROLLOUTS_VERSION"
+    # A wrapper module (its go.mod repeats Argo Rollouts' replace block, which `go install` refuses)
+    # builds the controller's package main; ldflags as Argo's Makefile sets them.
+    pkg=github.com/argoproj/argo-rollouts
+    (cd "$FLOTILLA_ROOT/stack/gobin/argo-rollouts" && CGO_ENABLED=0 go build -ldflags "-s -w \
+      -X $pkg/utils/version.version=$ARGO_ROLLOUTS_VERSION -X $pkg/utils/version.gitTreeState=clean \
+      -X $pkg/utils/version.buildDate=1970-01-01T00:00:00Z" \
+      -o "$ARGO_ROLLOUTS_BIN.tmp" "$pkg/cmd/rollouts-controller" && mv "$ARGO_ROLLOUTS_BIN.tmp" "$ARGO_ROLLOUTS_BIN")
+    phase_end
+  fi
+  if [ ! -d "$ARGO_ROLLOUTS_CRDS" ]; then
+    # Its resource definitions, from the same module version, kept beside the binary.
+    dir=$(cd "$FLOTILLA_ROOT/stack/gobin/argo-rollouts" && go list -m -f '{{.Dir}}' github.com/argoproj/argo-rollouts)
+    mkdir -p "$ARGO_ROLLOUTS_CRDS.tmp" && cp "$dir"/manifests/crds/*-crd.yaml "$ARGO_ROLLOUTS_CRDS.tmp/"
+    chmod 644 "$ARGO_ROLLOUTS_CRDS.tmp"/* && mv "$ARGO_ROLLOUTS_CRDS.tmp" "$ARGO_ROLLOUTS_CRDS"
+  fi
+  exit 0
+elif [ -n "${1:-}" ]; then
+  echo "usage: $0 [argo]" >&2; exit 2
+fi
 
 go_install() { # name module@version dest [extra ldflags]
   local tmp; tmp=$(mktemp -d)

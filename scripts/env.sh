@@ -17,6 +17,7 @@ export ETCD_VERSION=3.6.8              # what k8s.io/kubernetes v1.36.3 requires
 export KWOK_VERSION=0.8.0
 export HELM_VERSION=3.22.0             # the only 3.22 tag; builds with Go 1.26 (helm's go.mod says 1.26.0)
 export KUSTOMIZE_VERSION=5.7.1         # 5.8.x needs Go >= 1.27
+export ARGO_ROLLOUTS_VERSION=1.10.1    # stack/gobin/argo-rollouts/go.mod pins the same; 1.10.2 needs Go >= 1.26.10
 
 export FLOTILLA_BIN_DIR="$FLOTILLA_CACHE_DIR/bin"
 export TEMPORAL_BIN="$FLOTILLA_BIN_DIR/temporal-$TEMPORAL_CLI_VERSION"
@@ -24,6 +25,10 @@ export KUBE_BIN="$FLOTILLA_BIN_DIR/flotilla-kube-$KUBERNETES_VERSION-etcd-$ETCD_
 export KWOK_BIN="$FLOTILLA_BIN_DIR/kwok-$KWOK_VERSION"
 export HELM_BIN="$FLOTILLA_BIN_DIR/helm-$HELM_VERSION"
 export KUSTOMIZE_BIN="$FLOTILLA_BIN_DIR/kustomize-$KUSTOMIZE_VERSION"
+# Built only when asked (scripts/build-binaries.sh argo, or the Argo Rollouts benchmark/test on first use).
+export ARGO_ROLLOUTS_BIN="$FLOTILLA_BIN_DIR/argo-rollouts-controller-$ARGO_ROLLOUTS_VERSION"
+# Its resource definitions (the module's manifests/crds, 3 MB), copied there by the same build.
+export ARGO_ROLLOUTS_CRDS="$FLOTILLA_BIN_DIR/argo-rollouts-crds-$ARGO_ROLLOUTS_VERSION"
 
 node_major_ok() {
   # @kubernetes/client-node 2 needs Node >= 22.19 (undici 8); vitest 5 needs ^22.12 or ^24.

@@ -28,8 +28,11 @@ import {
   ensureNodes,
   kubeTarget,
   readyNodes,
+  reReadyPods,
+  setHeartbeats,
   writeKubeconfig,
 } from './kube.ts';
+import { ensureDefinitions, upBundles } from './crds.ts';
 import { assertPortFree, httpRequest, portOpen } from './net.ts';
 import type { ProcRecord, StartSpec } from './process.ts';
 import { isAlive, memoryOf, readState, startProcess, stopProcess, updateState, waitFor } from './process.ts';
@@ -40,6 +43,8 @@ export const COMPONENTS = ['etcd', 'apiserver', 'controller-manager', 'scheduler
 export type Component = (typeof COMPONENTS)[number];
 export const clusterPart = (name: string, component: Component) => `cluster/${name}/${component}`;
 export const clusterFault = (name: string) => `cluster/${name}`;
+/** The fault key of stopped node heartbeats (fault nodes-notready). */
+export const nodesFault = (name: string) => `nodes/${name}`;
 
 const stagesSource = path.join(import.meta.dirname, 'kwok', 'stages.yaml');
 
@@ -71,7 +76,19 @@ const CONTROLLERS = [
   'namespace-controller',
   'serviceaccount-controller',
   'serviceaccount-token-controller',
+  // A Service selects real endpoints (kwok gives pods IPs; ready follows the pod's Ready condition).
+  'endpointslice-controller',
+  'endpoints-controller',
+  // Nodes whose heartbeats stop turn NotReady (Unknown), get the not-ready/unreachable taints and
+  // their pods are marked not Ready; taint-eviction evicts from NoExecute-tainted nodes, as in a real cluster.
+  'node-lifecycle-controller',
+  'taint-eviction-controller',
 ];
+/**
+ * How long a node may miss heartbeats before the node-lifecycle controller calls it NotReady
+ * (Kubernetes' default is 50 s); kwok's heartbeat stage (stack/kwok/stages.yaml) beats every 4-6 s.
+ */
+export const NODE_MONITOR_GRACE_SECONDS = 20;
 
 interface Ctx {
   cfg: StackConfig;
@@ -158,14 +175,15 @@ function spec(
         `--service-account-key-file=${files.saPub}`, `--service-account-signing-key-file=${files.saKey}`,
         `--token-auth-file=${files.tokenFile}`, '--authorization-mode=RBAC',
         '--enable-priority-and-fairness=false', '--profiling=false', '--endpoint-reconciler-type=none',
-        // Its not-ready taint on new nodes is lifted by the node-lifecycle controller, which we do not run.
-        '--disable-admission-plugins=TaintNodesByCondition',
+        // The default admission plugins, TaintNodesByCondition among them: new nodes start tainted
+        // not-ready until the node-lifecycle controller sees them Ready and lifts the taint.
       ]), ports: [p.apiserver], health: () => apiserverReady(kubeTarget(files, x.direct)), timeoutMs: 120_000 };
     case 'controller-manager':
       // prettier-ignore
       return { ...kube('kube-controller-manager', [
         `--kubeconfig=${files.directKubeconfig}`, '--leader-elect=false', '--secure-port=0',
         `--controllers=${CONTROLLERS.join(',')}`, `--service-account-private-key-file=${files.saKey}`, '--profiling=false',
+        `--node-monitor-grace-period=${NODE_MONITOR_GRACE_SECONDS}s`, '--node-monitor-period=2s',
       ]), ports: [], health: alive, timeoutMs: 10_000 };
     case 'scheduler':
       // prettier-ignore
@@ -241,7 +259,12 @@ export async function clusterUp(
   writeKubeconfig(x.files, x.files.kubeconfig, c.name, x.server);
   const target = kubeTarget(x.files, x.direct);
   await ensureNodes(target, c);
+  // `up` ends every fault: heartbeats stopped by nodes-notready start again.
+  const resumed = await setHeartbeats(target, c, false);
+  // The traffic routers' resource definitions register while the other components start.
+  const crds = ensureDefinitions(target, upBundles());
   const recs = await Promise.all((['controller-manager', 'scheduler', 'kwok'] as const).map(ensure));
+  const applied = await crds;
   await waitFor(
     `${c.name}: ${c.nodes} nodes Ready`,
     async () => (await readyNodes(target)).length === c.nodes,
@@ -249,12 +272,16 @@ export async function clusterUp(
   );
   const dead = recs.find((r) => !isAlive(r));
   if (dead) throw new Error(`${c.name}: ${dead.command.slice(0, 2).join(' ')} exited; see ${dead.log}`);
+  if (resumed.length) await reReadyPods(target, resumed);
   await proxyReady;
   await proxyOpen(cfg, c);
   updateState(cfg.dataDir, cfg.portBase, (s) => {
     delete s.faults[clusterFault(c.name)];
+    delete s.faults[nodesFault(c.name)];
   });
-  const what = started.length ? `started ${started.join(', ')}` : 'already running';
+  const what =
+    (started.length ? `started ${started.join(', ')}` : 'already running') +
+    (applied ? `; registered ${applied} resource definitions` : '');
   log(`cluster ${c.name}: up at ${x.server} (${what}; ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
 }
 
@@ -289,6 +316,44 @@ export function clusterFaultUp(
   proxyReady: Promise<unknown>,
 ): Promise<void> {
   return clusterUp(cfg, c, log, proxyReady);
+}
+
+/**
+ * Fault nodes-notready: the cluster's fake nodes stop their heartbeats (kwok's node stages
+ * skip them), the API server keeps serving. The node-lifecycle controller then calls them
+ * NotReady (Ready=Unknown) after NODE_MONITOR_GRACE_SECONDS, taints them unreachable and
+ * marks their pods not Ready. Returns at once (it does not wait for the controller).
+ */
+export async function nodesNotReady(cfg: StackConfig, c: FleetCluster): Promise<void> {
+  const x = ctxOf(cfg, c);
+  const target = kubeTarget(x.files, x.direct);
+  if (!(await apiserverReady(target)))
+    throw new Error(`${c.name}: its API server is not up (cluster-down?): nothing to stop the heartbeats of`);
+  await setHeartbeats(target, c, true);
+  updateState(cfg.dataDir, cfg.portBase, (s) => {
+    s.faults[nodesFault(c.name)] = 'heartbeats stopped';
+  });
+}
+
+/**
+ * Ends nodes-notready: heartbeats resume, the nodes are Ready (and untainted) again, and
+ * the pods the controller marked not Ready meanwhile are Ready again, as their kubelets
+ * would report. Waits for all of it.
+ */
+export async function nodesReady(cfg: StackConfig, c: FleetCluster): Promise<{ pods: number }> {
+  const x = ctxOf(cfg, c);
+  const target = kubeTarget(x.files, x.direct);
+  const resumed = await setHeartbeats(target, c, false);
+  await waitFor(
+    `${c.name}: ${c.nodes} nodes Ready`,
+    async () => (await readyNodes(target)).length === c.nodes,
+    { timeoutMs: 60_000 },
+  );
+  const pods = await reReadyPods(target, resumed);
+  updateState(cfg.dataDir, cfg.portBase, (s) => {
+    delete s.faults[nodesFault(c.name)];
+  });
+  return { pods };
 }
 
 export interface ComponentStatus {
@@ -340,6 +405,7 @@ export async function clusterStatus(
   const proxyListening = Boolean(proxy?.listening) && (await portOpen(x.p.proxy));
   const faults = [
     state?.faults[clusterFault(c.name)],
+    state?.faults[nodesFault(c.name)],
     proxy?.faulty ? `proxy: ${proxy.describe}` : undefined,
   ].filter(Boolean);
   return {

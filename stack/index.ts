@@ -17,7 +17,15 @@ import {
   clusterInfo,
   clusterStatus,
   clusterUp,
+  NODE_MONITOR_GRACE_SECONDS,
+  nodesNotReady,
+  nodesReady,
 } from './cluster.ts';
+import { argoHealthzUrl } from './argo.ts';
+import { httpRequest } from './net.ts';
+import type { BehaviourInput } from './behaviours.ts';
+import { clearBehaviourOn, readBehaviours, setBehaviourOn } from './behaviours.ts';
+import type { BehaviourRule } from './puller/behaviours.ts';
 import type { ProcRecord } from './process.ts';
 import { isAlive, memoryOf, readState, stopProcess, updateState, withLock } from './process.ts';
 import {
@@ -28,7 +36,14 @@ import {
   registryPart,
   registryUp,
 } from './registry.ts';
-import { TEMPORAL_PART, temporalDown, temporalHealthy, temporalInfo, temporalUp } from './temporal.ts';
+import {
+  loadTemporalClient,
+  TEMPORAL_PART,
+  temporalDown,
+  temporalHealthy,
+  temporalInfo,
+  temporalUp,
+} from './temporal.ts';
 import type { ProxyClusterView } from './proxy.ts';
 import {
   PROXY_PART,
@@ -41,6 +56,28 @@ import {
 } from './proxy.ts';
 import type { ProxyRule } from './proxy/rules.ts';
 import { ProxyRulesSchema } from './proxy/rules.ts';
+import type { PrometheusTargetView, PromSample, ScrapeTarget } from './prometheus.ts';
+import {
+  addScrapeTargetTo,
+  clearTrafficOn,
+  listTrafficOn,
+  METRICS_PART,
+  metricsTargetDown,
+  metricsTargetHealthy,
+  metricsTargetUp,
+  metricsTargetUrl,
+  PROMETHEUS_PART,
+  prometheusDown,
+  prometheusHealthy,
+  prometheusTargets,
+  prometheusUp,
+  prometheusUrl,
+  promQuery,
+  readScrapeTargets,
+  removeScrapeTargetFrom,
+  setTrafficOn,
+} from './prometheus.ts';
+import type { Traffic, TrafficFilter, TrafficInput } from './metrics/traffic.ts';
 import type { PullerClusterView } from './puller.ts';
 import {
   PULLER_PART,
@@ -57,6 +94,12 @@ export type { StackOptions } from './config.ts';
 export type { ProcRecord } from './process.ts';
 export type { ProxyClusterView } from './proxy.ts';
 export type { PullerClusterView } from './puller.ts';
+export type { PrometheusTargetView, PromSample, ScrapeTarget } from './prometheus.ts';
+export type { Traffic, TrafficFilter, TrafficInput } from './metrics/traffic.ts';
+export type { BehaviourInput } from './behaviours.ts';
+export type { ArgoInfo } from './argo.ts';
+export { argoDown, argoUp } from './argo.ts';
+export type { Behaviour, BehaviourRule } from './puller/behaviours.ts';
 export type { ProxyRule, ActiveRule } from './proxy/rules.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
 
@@ -70,6 +113,8 @@ export function stackInfo(cfg: StackConfig): StackInfo {
     temporal: temporalInfo(cfg),
     clusters: cfg.fleet.clusters.map((c): StackClusterInfo => clusterInfo(cfg, c)),
     registries: cfg.fleet.registries.map((r): StackRegistryInfo => registryInfo(cfg, r)),
+    prometheus: { url: prometheusUrl(cfg) },
+    metricsTarget: { url: metricsTargetUrl(cfg) },
   };
 }
 
@@ -100,6 +145,8 @@ function checkFleet(cfg: StackConfig): void {
     TEMPORAL_PART,
     PROXY_PART,
     PULLER_PART,
+    PROMETHEUS_PART,
+    METRICS_PART,
     ...cfg.fleet.registries.map((r) => registryPart(r.name)),
     ...cfg.fleet.clusters.map((c) => `cluster/${c.name}/`),
   ]);
@@ -137,6 +184,8 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     ['proxy', proxy],
     ['puller', pullerUp(cfg, log)],
     ['temporal', temporalUp(cfg, log)],
+    ['prometheus', prometheusUp(cfg, log)],
+    ['metrics target', metricsTargetUp(cfg, log)],
     ...cfg.fleet.registries.map((r): [string, Promise<unknown>] => [
       `registry ${r.name}`,
       registryUp(cfg, r, log).then(() =>
@@ -213,6 +262,8 @@ async function downLocked(cfg: StackConfig, log: Log): Promise<void> {
     await Promise.all([proxyDown(cfg), pullerDown(cfg)]);
     await Promise.all([
       temporalDown(cfg),
+      prometheusDown(cfg),
+      metricsTargetDown(cfg),
       ...cfg.fleet.registries.map((r) => registryDown(cfg, r.name)),
       ...cfg.fleet.clusters.map((c) => clusterDown(cfg, c)),
     ]);
@@ -261,7 +312,12 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
     };
   };
   const temporal = temporalInfo(cfg);
-  const [views, pulls] = await Promise.all([proxyViews(cfg), pullerViews(cfg)]);
+  await loadTemporalClient(); // before the checks below start their 1 s timeouts
+  const [views, pulls, targets] = await Promise.all([
+    proxyViews(cfg),
+    pullerViews(cfg),
+    prometheusTargets(cfg),
+  ]);
   const parts: PartStatus[] = await Promise.all([
     (async (): Promise<PartStatus> => {
       const healthy = isAlive(state?.processes[PROXY_PART]) && (await proxyHealthy(cfg));
@@ -293,6 +349,28 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
         processes: [single(TEMPORAL_PART, healthy)],
       };
     })(),
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[PROMETHEUS_PART]) && (await prometheusHealthy(cfg));
+      const down = targets?.filter((t) => t.health !== 'up') ?? [];
+      return {
+        part: PROMETHEUS_PART,
+        healthy,
+        endpoint: prometheusUrl(cfg),
+        detail: `${(targets?.length ?? 0) - down.length}/${targets?.length ?? 0} targets up${down.length ? ` (not: ${down.map((t) => t.job).join(', ')})` : ''}`,
+        processes: [single(PROMETHEUS_PART, healthy)],
+      };
+    })(),
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[METRICS_PART]) && (await metricsTargetHealthy(cfg));
+      const traffic = healthy ? await listTrafficOn(cfg).catch(() => undefined) : undefined;
+      return {
+        part: METRICS_PART,
+        healthy,
+        endpoint: `${metricsTargetUrl(cfg)}/metrics`,
+        ...(traffic ? { detail: `${traffic.length} traffic entr${traffic.length === 1 ? 'y' : 'ies'}` } : {}),
+        processes: [single(METRICS_PART, healthy)],
+      };
+    })(),
     ...cfg.fleet.registries.map(async (r): Promise<PartStatus> => {
       const info = registryInfo(cfg, r);
       const part = registryPart(r.name);
@@ -306,6 +384,19 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
         processes: [single(part, healthy)],
       };
     }),
+    // Argo Rollouts controllers started by argoUp (stack/argo.ts), if any.
+    ...Object.keys(state?.processes ?? {})
+      .filter((name) => name.startsWith('argo/') && cfg.fleet.clusters.some((c) => `argo/${c.name}` === name))
+      .map(async (name): Promise<PartStatus> => {
+        const url = argoHealthzUrl(cfg, name.slice('argo/'.length));
+        const healthy =
+          isAlive(state?.processes[name]) &&
+          (await httpRequest(url, { timeoutMs: 1000 }).then(
+            (r) => r.status === 200,
+            () => false,
+          ));
+        return { part: name, healthy, endpoint: url, processes: [single(name, healthy)] };
+      }),
     ...cfg.fleet.clusters.map(async (c): Promise<PartStatus> => {
       const s = await clusterStatus(
         cfg,
@@ -344,13 +435,17 @@ export const FAULTS = [
   'cluster-heal',
   'registry-down',
   'registry-up',
+  'nodes-notready',
+  'nodes-ready',
 ] as const;
 export type Fault = (typeof FAULTS)[number];
 
 /**
  * Simulated outages: stop/start one cluster's apiserver or one registry (data is
  * kept); make every request to a cluster hang or answer 503 at its proxy, or heal
- * it (clear its proxy rules).
+ * it (clear its proxy rules); stop or resume the heartbeats of a cluster's nodes
+ * (nodes-notready: NotReady after the node-lifecycle controller's 20 s grace, the API
+ * still serving; nodes-ready waits until they are Ready again, with their pods).
  */
 export async function fault(
   kind: Fault,
@@ -362,6 +457,24 @@ export async function fault(
 }
 
 async function faultLocked(cfg: StackConfig, kind: Fault, name: string, log: Log): Promise<void> {
+  if (kind === 'nodes-notready' || kind === 'nodes-ready') {
+    const c = cfg.fleet.clusters.find((x) => x.name === name);
+    if (!c)
+      throw new Error(`no cluster "${name}" (have ${cfg.fleet.clusters.map((x) => x.name).join(', ')})`);
+    if (kind === 'nodes-notready') {
+      await nodesNotReady(cfg, c);
+      log(
+        `cluster ${name}: node heartbeats stopped; the nodes turn NotReady within ~${NODE_MONITOR_GRACE_SECONDS} s (the API keeps serving)`,
+      );
+    } else {
+      const t0 = Date.now();
+      const r = await nodesReady(cfg, c);
+      log(
+        `cluster ${name}: nodes Ready again (${((Date.now() - t0) / 1000).toFixed(1)}s; ${r.pods} pod(s) Ready again)`,
+      );
+    }
+    return;
+  }
   if (kind.startsWith('cluster-')) {
     const c = cfg.fleet.clusters.find((x) => x.name === name);
     if (!c)
@@ -428,6 +541,91 @@ export async function proxyRules(
       `bad proxy rules: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   return proxySetRules(cfg, cluster, parsed.data.rules);
+}
+
+/**
+ * Sets what the metrics target serves for one application, version and cluster:
+ * `http_requests_total{app,version,cluster,code="200"|"500"}` grow by `rps` a second
+ * together, `errorRate` of them as 500 (default 0). Setting an entry again changes its
+ * rates and keeps its counters. Returns every entry.
+ *
+ *   await setTraffic({ app: 'shop/web', version: 'v2', cluster: 'beijing', rps: 50, errorRate: 0.2 }, stackOptions(stack));
+ */
+export async function setTraffic(traffic: TrafficInput, opts: StackOptions = {}): Promise<Traffic[]> {
+  return setTrafficOn(resolveConfig(opts), traffic);
+}
+
+/** Removes the entries matching every field given (`{}`: all) and their series; returns how many and what is left. */
+export async function clearTraffic(
+  filter: TrafficFilter = {},
+  opts: StackOptions = {},
+): Promise<{ removed: number; traffic: Traffic[] }> {
+  return clearTrafficOn(resolveConfig(opts), filter);
+}
+
+export async function listTraffic(opts: StackOptions = {}): Promise<Traffic[]> {
+  return listTrafficOn(resolveConfig(opts));
+}
+
+/**
+ * Has the stack's Prometheus scrape another target (the API's or the worker's
+ * /metrics, say) from now on: written to `<data>/prometheus/scrape-targets.json`
+ * (file_sd), picked up within seconds without a restart, kept across `down`/`up`
+ * (not `--purge`). A target with the same job and URL is replaced. Returns them all.
+ *
+ *   await addScrapeTarget({ job: 'flotilla-api', url: 'http://127.0.0.1:27080/metrics' }, opts);
+ */
+export function addScrapeTarget(
+  target: { job: string; url: string; labels?: Record<string, string> },
+  opts: StackOptions = {},
+): ScrapeTarget[] {
+  return addScrapeTargetTo(resolveConfig(opts), { labels: {}, ...target });
+}
+
+/** Stops scraping a job (only its target at `url` when given); returns what is left. */
+export function removeScrapeTarget(job: string, url?: string, opts: StackOptions = {}): ScrapeTarget[] {
+  return removeScrapeTargetFrom(resolveConfig(opts), job, url);
+}
+
+/** The extra scrape targets (not the stack's own). */
+export function scrapeTargets(opts: StackOptions = {}): ScrapeTarget[] {
+  return readScrapeTargets(resolveConfig(opts));
+}
+
+/** Every target Prometheus scrapes (its own and the extra ones) with the last scrape's health; [] when it does not run. */
+export async function prometheusState(opts: StackOptions = {}): Promise<PrometheusTargetView[]> {
+  return (await prometheusTargets(resolveConfig(opts))) ?? [];
+}
+
+/** An instant PromQL query against the stack's Prometheus: `[{metric, value}]`. */
+export async function prometheusQuery(query: string, opts: StackOptions = {}): Promise<PromSample[]> {
+  return promQuery(resolveConfig(opts), query);
+}
+
+/**
+ * Makes pods of an image (any registry's copy: matched by repository and digest; a tag is
+ * resolved now) or carrying a label behave: `unready` (never Ready), `crashloop`,
+ * `unready-after=30s` (Ready, then not), `ready` (as normal: an exception to a broader
+ * rule). The newest matching rule wins, then the pod's own `flotilla.dev/simulate`. Applies
+ * to pods that start from now on; kept across down/up. Returns the table.
+ *
+ *   await setBehaviour({ image: `${central}/demo/web:v2`, behaviour: 'unready-after=30s' }, stackOptions(stack));
+ *   await setBehaviour({ label: 'track=canary', behaviour: 'crashloop' }, stackOptions(stack));
+ */
+export async function setBehaviour(input: BehaviourInput, opts: StackOptions = {}): Promise<BehaviourRule[]> {
+  return setBehaviourOn(resolveConfig(opts), input);
+}
+
+/** Removes the rule of that image or label (as given when set); `{}` removes every rule. */
+export async function clearBehaviour(
+  which: { image?: string; label?: string } = {},
+  opts: StackOptions = {},
+): Promise<{ removed: number; rules: BehaviourRule[] }> {
+  return clearBehaviourOn(resolveConfig(opts), which);
+}
+
+export function listBehaviours(opts: StackOptions = {}): BehaviourRule[] {
+  return readBehaviours(resolveConfig(opts));
 }
 
 /** What the image puller reports for each cluster (pods it cannot pull yet, and why), or [] when it does not run. */

@@ -99,13 +99,18 @@ export function kubeRequest(
   method: string,
   apiPath: string,
   body?: unknown,
+  opts: { contentType?: string; accept?: string; timeoutMs?: number } = {},
 ): Promise<HttpResult> {
   return httpRequest(`${t.server}${apiPath}`, {
     method,
     ca: t.ca,
-    headers: { authorization: `Bearer ${t.token}`, accept: 'application/json' },
+    headers: {
+      authorization: `Bearer ${t.token}`,
+      accept: opts.accept ?? 'application/json',
+      ...(opts.contentType ? { 'content-type': opts.contentType } : {}),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    timeoutMs: 5000,
+    timeoutMs: opts.timeoutMs ?? 5000,
   });
 }
 
@@ -162,14 +167,94 @@ export async function ensureNodes(t: KubeTarget, c: FleetCluster): Promise<void>
   }
 }
 
-/** Names of the cluster's fake nodes that report Ready=True. */
+/** Taints the node-lifecycle controller (and the TaintNodesByCondition admission plugin) put on a node that is not Ready. */
+export const NOT_READY_TAINTS = ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable'];
+
+/** Names of the cluster's fake nodes that report Ready=True and carry no not-ready taint (pods can land there). */
 export async function readyNodes(t: KubeTarget): Promise<string[]> {
   const res = await kubeRequest(t, 'GET', '/api/v1/nodes?labelSelector=type%3Dkwok');
   if (res.status !== 200) return [];
   const list = JSON.parse(res.body) as {
-    items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+    items: {
+      metadata: { name: string };
+      spec?: { taints?: { key: string }[] };
+      status?: { conditions?: { type: string; status: string }[] };
+    }[];
   };
   return list.items
     .filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+    .filter((n) => !n.spec?.taints?.some((x) => NOT_READY_TAINTS.includes(x.key)))
     .map((n) => n.metadata.name);
+}
+
+/** On a fake node: kwok's node stages leave it alone (no heartbeats), as if its kubelet were cut off. */
+export const HEARTBEAT_ANNOTATION = 'stack.flotilla.dev/heartbeat';
+
+/** Stops or resumes the heartbeats of the cluster's fake nodes; returns the nodes it changed. */
+export async function setHeartbeats(t: KubeTarget, c: FleetCluster, stopped: boolean): Promise<string[]> {
+  const res = await kubeRequest(t, 'GET', '/api/v1/nodes?labelSelector=type%3Dkwok');
+  if (res.status !== 200)
+    throw new Error(`${c.name}: listing nodes: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+  const nodes = (
+    JSON.parse(res.body) as { items: { metadata: { name: string; annotations?: Record<string, string> } }[] }
+  ).items;
+  const changed = nodes.filter(
+    (n) => (n.metadata.annotations?.[HEARTBEAT_ANNOTATION] === 'stopped') !== stopped,
+  );
+  for (const n of changed) {
+    const patch = { metadata: { annotations: { [HEARTBEAT_ANNOTATION]: stopped ? 'stopped' : null } } };
+    const r = await kubeRequest(t, 'PATCH', `/api/v1/nodes/${n.metadata.name}`, patch, {
+      contentType: 'application/merge-patch+json',
+    });
+    if (r.status !== 200)
+      throw new Error(`${c.name}: node ${n.metadata.name}: HTTP ${r.status} ${r.body.slice(0, 300)}`);
+  }
+  return changed.map((n) => n.metadata.name);
+}
+
+interface PodView {
+  metadata: { name: string; namespace: string; deletionTimestamp?: string };
+  spec?: { nodeName?: string };
+  status?: {
+    phase?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: { ready: boolean }[];
+  };
+}
+
+/**
+ * What a kubelet does when it is back: pods the node-lifecycle controller marked not Ready
+ * while their node was unreachable (Ready=False, yet every container ready) are Ready again.
+ * Pods not Ready for their own reasons (containers not ready: unready, crashloop) stay so.
+ * Returns how many it changed.
+ */
+export async function reReadyPods(t: KubeTarget, nodes: string[]): Promise<number> {
+  const res = await kubeRequest(t, 'GET', '/api/v1/pods?fieldSelector=status.phase%3DRunning', undefined, {
+    timeoutMs: 30_000,
+  });
+  if (res.status !== 200) throw new Error(`listing pods: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+  const marked = (JSON.parse(res.body) as { items: PodView[] }).items.filter(
+    (p) =>
+      !p.metadata.deletionTimestamp &&
+      nodes.includes(p.spec?.nodeName ?? '') &&
+      p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False') &&
+      (p.status.containerStatuses ?? []).length > 0 &&
+      p.status.containerStatuses!.every((c) => c.ready),
+  );
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  for (const p of marked) {
+    const patch = { status: { conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }] } };
+    const r = await kubeRequest(
+      t,
+      'PATCH',
+      `/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}/status`,
+      patch,
+      { contentType: 'application/strategic-merge-patch+json' },
+    );
+    if (r.status !== 200 && r.status !== 404)
+      throw new Error(
+        `pod ${p.metadata.namespace}/${p.metadata.name}: HTTP ${r.status} ${r.body.slice(0, 300)}`,
+      );
+  }
+  return marked.length;
 }

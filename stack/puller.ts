@@ -35,6 +35,8 @@ export interface PullerClusterView {
 }
 
 export const pullerUrl = (cfg: StackConfig) => `http://127.0.0.1:${ports.puller(cfg.portBase)}`;
+/** The behaviour table (stack/behaviours.ts writes it, the puller reads it). */
+export const behavioursFile = (cfg: StackConfig) => path.join(cfg.dataDir, 'behaviours.json');
 
 export async function pullerHealthy(cfg: StackConfig): Promise<boolean> {
   const res = await httpRequest(`${pullerUrl(cfg)}/healthz`, { timeoutMs: 1000 }).catch(() => undefined);
@@ -53,6 +55,7 @@ function writeConfig(cfg: StackConfig): { file: string; changed: boolean } {
       kubeconfig: clusterFiles(cfg.dataDir, c.name).directKubeconfig,
     })),
     registries: cfg.fleet.registries.map((r) => registryInfo(cfg, r).host),
+    behavioursFile: behavioursFile(cfg),
   };
   const text = JSON.stringify(config, null, 2) + '\n';
   const changed = !existsSync(file) || readFileSync(file, 'utf8') !== text;

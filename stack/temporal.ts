@@ -21,9 +21,16 @@ export function temporalInfo(cfg: StackConfig) {
   return { address: `127.0.0.1:${p.grpc}`, namespace: TEMPORAL_NAMESPACE, uiUrl: `http://127.0.0.1:${p.ui}` };
 }
 
+/**
+ * Loads the Temporal client (lazily: the stack's other commands do not need it). Loading
+ * blocks the event loop for a second or two on a busy machine: do it before health checks
+ * run side by side with short timeouts, or they all time out at once.
+ */
+export const loadTemporalClient = () => import('@temporalio/client');
+
 /** Healthy = the frontend answers over gRPC, the namespace exists and our search attributes are registered. */
 export async function temporalHealthy(cfg: StackConfig): Promise<boolean> {
-  const { Connection } = await import('@temporalio/client');
+  const { Connection } = await loadTemporalClient();
   const info = temporalInfo(cfg);
   let conn: Awaited<ReturnType<typeof Connection.connect>> | undefined;
   try {

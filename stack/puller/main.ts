@@ -11,7 +11,10 @@
  *  - All present: it annotates the pod `stack.flotilla.dev/pulled` and, per
  *    container, `imageid.stack.flotilla.dev/<container>: <repo>@sha256:...`.
  *    kwok's pod stages (stack/kwok/stages.yaml) select only pulled pods, and
- *    report those digests as containerStatuses[].imageID.
+ *    report those digests as containerStatuses[].imageID. In the same patch it writes
+ *    the pod's behaviour (`stack.flotilla.dev/behaviour`: ready, unready, crashloop,
+ *    unready-after) from the stack's behaviour table (stack/puller/behaviours.ts; by
+ *    image digest or label), else from the pod's own `flotilla.dev/simulate`.
  *  - One missing, its registry down or not part of the stack: the pod stays
  *    Pending; the container waits in ErrImagePull, then ImagePullBackOff, with
  *    the registry's error in the message and kubelet-like events (Failed,
@@ -28,6 +31,14 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
+import type { BehaviourRule } from './behaviours.ts';
+import {
+  BEHAVIOUR_ANNOTATION,
+  BehaviourTableSchema,
+  decide,
+  RULE_ANNOTATION,
+  UNREADY_AFTER_ANNOTATION,
+} from './behaviours.ts';
 import type { ImageRef, PullResult } from './registry.ts';
 import { invalidImage, parseImage, resolveImage } from './registry.ts';
 
@@ -42,8 +53,40 @@ const ConfigSchema = z.object({
   backoff: z
     .object({ initialMs: z.number().int().positive(), maxMs: z.number().int().positive() })
     .default({ initialMs: 5_000, maxMs: 30_000 }),
+  /** The behaviour table (stack/puller/behaviours.ts), read at start and on POST /v1/behaviours/reload. */
+  behavioursFile: z.string().min(1).optional(),
 });
 type Config = z.infer<typeof ConfigSchema>;
+
+/** The behaviour table as last read; a pod's behaviour is decided once, when it is marked pulled. */
+class Behaviours {
+  table: BehaviourRule[] = [];
+  private readonly file: string | undefined;
+  constructor(file: string | undefined) {
+    this.file = file;
+    try {
+      this.reload();
+    } catch (err) {
+      log(`behaviours: ${(err as Error).message}; starting with none`);
+    }
+  }
+  /** Re-reads the file; a bad one keeps the table as it was and says why. */
+  reload(): void {
+    if (!this.file) return;
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch {
+      this.table = []; // no file: no rules
+      return;
+    }
+    const parsed = BehaviourTableSchema.safeParse(JSON.parse(text));
+    if (!parsed.success)
+      throw new Error(`${this.file}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    this.table = parsed.data;
+    log(`behaviours: ${this.table.length} rule(s)`);
+  }
+}
 
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -129,6 +172,7 @@ class ClusterPuller {
   private kc = new k8s.KubeConfig();
   private core!: k8s.CoreV1Api;
   private readonly cache: PullCache;
+  private readonly behaviours: Behaviours;
   private readonly backoff: Config['backoff'];
   private readonly tracked = new Map<string, Tracked>();
   /** Events already written: key -> name and count, so a repeat bumps the count as the kubelet does. */
@@ -140,10 +184,17 @@ class ClusterPuller {
   lastError: string | undefined;
   counts = { pulled: 0, failed: 0 };
 
-  constructor(name: string, kubeconfig: string, cache: PullCache, backoff: Config['backoff']) {
+  constructor(
+    name: string,
+    kubeconfig: string,
+    cache: PullCache,
+    behaviours: Behaviours,
+    backoff: Config['backoff'],
+  ) {
     this.name = name;
     this.kubeconfig = kubeconfig;
     this.cache = cache;
+    this.behaviours = behaviours;
     this.backoff = backoff;
   }
 
@@ -348,9 +399,26 @@ class ClusterPuller {
   }
 
   private async markPulled(pod: k8s.V1Pod, items: Item[]): Promise<void> {
-    const annotations: Record<string, string> = { [PULLED]: new Date().toISOString() };
+    const annotations: Record<string, string | null> = { [PULLED]: new Date().toISOString() };
     for (const i of items)
       if (i.result.ok) annotations[`${IMAGE_ID_PREFIX}${i.container.name}`] = i.result.imageID;
+    // What the pod does from here (kwok's stages select on it), decided once, now.
+    const d = decide(this.behaviours.table, {
+      labels: pod.metadata?.labels ?? {},
+      annotations: pod.metadata?.annotations ?? {},
+      images: items.flatMap((i) =>
+        i.result.ok
+          ? [{ repository: parseImage(i.container.image ?? '')!.repository, digest: i.result.digest }]
+          : [],
+      ),
+    });
+    annotations[BEHAVIOUR_ANNOTATION] = d.behaviour;
+    annotations[UNREADY_AFTER_ANNOTATION] = d.afterSeconds !== undefined ? `${d.afterSeconds}s` : null;
+    annotations[RULE_ANNOTATION] = d.rule ?? null;
+    if (d.behaviour !== 'ready')
+      log(
+        `${this.name}: ${pod.metadata?.namespace}/${pod.metadata?.name}: ${d.behaviour}${d.rule ? ` (${d.rule})` : ''}`,
+      );
     await this.core.patchNamespacedPod(
       {
         name: pod.metadata!.name!,
@@ -534,7 +602,10 @@ function main(): void {
   }
   const cfg = ConfigSchema.parse(JSON.parse(readFileSync(values.config, 'utf8')));
   const cache = new PullCache(cfg.registries);
-  const pullers = cfg.clusters.map((c) => new ClusterPuller(c.name, c.kubeconfig, cache, cfg.backoff));
+  const behaviours = new Behaviours(cfg.behavioursFile);
+  const pullers = cfg.clusters.map(
+    (c) => new ClusterPuller(c.name, c.kubeconfig, cache, behaviours, cfg.backoff),
+  );
   for (const p of pullers) void p.run();
 
   const server = http.createServer((req, res) => {
@@ -545,6 +616,15 @@ function main(): void {
     if (req.url === '/healthz') return send(200, { ok: true });
     if (req.url === '/v1/state')
       return send(200, { clusters: pullers.map((p) => p.view()), registry: cache.counts });
+    if (req.url === '/v1/behaviours' && req.method === 'GET') return send(200, { rules: behaviours.table });
+    if (req.url === '/v1/behaviours/reload' && req.method === 'POST') {
+      try {
+        behaviours.reload();
+        return send(200, { rules: behaviours.table });
+      } catch (err) {
+        return send(400, { error: 'BadTable', message: (err as Error).message });
+      }
+    }
     send(404, { error: 'NotFound' });
   });
   server.listen(cfg.port, '127.0.0.1', () =>

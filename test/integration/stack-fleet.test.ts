@@ -48,6 +48,25 @@ describe('stack/fleet-6.yaml', () => {
     expect(six.registries.map((r) => r.region).sort()).toEqual(['central', ...regions].sort());
   });
 
+  it('stack/fleet-4.yaml (failover) is the default fleet plus tianjin, a second cn-north cluster on the cn-north registry', () => {
+    const four = loadFleet(path.join(repoRoot, 'stack', 'fleet-4.yaml'));
+    const three = loadFleet();
+    expect(four.clusters.slice(0, 3)).toEqual(three.clusters);
+    expect(four.registries).toEqual(three.registries);
+    expect(four.clusters.slice(3)).toEqual([
+      {
+        name: 'tianjin',
+        region: 'cn-north',
+        zone: 'cn-north-1b',
+        provider: 'private',
+        labels: { env: 'prod', tier: 'core' },
+        capacity: 2,
+        nodes: 3,
+        mirror: 'cn-north',
+      },
+    ]);
+  });
+
   it('comes up healthy: six clusters behind the proxy, the puller watching all six', async () => {
     expect(info.clusters.map((c) => c.name)).toEqual([
       'beijing',
