@@ -584,3 +584,21 @@ export function nextMeasurementDelayMs(analysis: Analysis, measurements: readonl
 
 /** When an analysis of count 1 (no interval) has to retake an errored measurement. */
 export const RETAKE_AFTER = '10s';
+
+// ---------------------------------------------------------------------------
+// Failures of the measure activity (ApplicationFailure types)
+
+export const AnalysisFailure = {
+  /** The provider could not be reached, timed out or answered 5xx/429: retryable. */
+  AnalysisProviderUnreachable: 'AnalysisProviderUnreachable',
+  /** The provider refused the query (PromQL error, 4xx, a range vector, not JSON): non-retryable. */
+  AnalysisQueryInvalid: 'AnalysisQueryInvalid',
+  /** The provider refused the worker's credentials (401/403): non-retryable. */
+  AnalysisAuthFailed: 'AnalysisAuthFailed',
+  /**
+   * The analysis cannot run on this worker: invalid input, a template variable without a value,
+   * no such Prometheus server or web credentials, a URL the worker does not allow: non-retryable.
+   */
+  AnalysisConfigInvalid: 'AnalysisConfigInvalid',
+} as const;
+export type AnalysisFailure = (typeof AnalysisFailure)[keyof typeof AnalysisFailure];
