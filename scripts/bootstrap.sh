@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$FLOTILLA_ROOT"
 mkdir -p "$FLOTILLA_BIN_DIR"
 
-APT_PACKAGES=(docker-registry skopeo golang-github-containers-common openssl curl)
+APT_PACKAGES=(docker-registry skopeo golang-github-containers-common openssl curl prometheus)
 missing=()
 # `dpkg -s` also succeeds for a removed package whose config files remain: ask for "installed".
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -17,9 +17,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  # docker-registry's package starts a service on :5000 through invoke-rc.d; we run our own.
+  # docker-registry's package starts a service on :5000 (prometheus' on :9090) through
+  # invoke-rc.d; we run our own, with our own configs.
   $SUDO env RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now docker-registry prometheus >/dev/null 2>&1 || true
   phase_end
 fi
 

@@ -1,11 +1,25 @@
 /**
- * `npm run stack -- <verb>`: up | down [--purge] | reset | status [--json] | fault <kind> <name>.
+ * `npm run stack -- <verb>`: up | down [--purge] | reset | status [--json] | fault <kind> <name>
+ * | metrics set|clear|list | scrape add|remove|list.
  * Data dir: --data-dir, else FLOTILLA_STACK_DIR, else .flotilla/stack; ports from
  * --port-base, else FLOTILLA_PORT_BASE, else 27000.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import type { Fault, StackOptions, StackStatus } from './index.ts';
-import { down, FAULTS, fault, status, up } from './index.ts';
+import type { Fault, StackOptions, StackStatus, Traffic } from './index.ts';
+import {
+  addScrapeTarget,
+  clearTraffic,
+  down,
+  FAULTS,
+  fault,
+  listTraffic,
+  prometheusState,
+  removeScrapeTarget,
+  scrapeTargets,
+  setTraffic,
+  status,
+  up,
+} from './index.ts';
 
 const program = new Command('stack')
   .description(
@@ -132,6 +146,102 @@ program
   .argument('<name>', 'cluster or registry name')
   .action(async (kind: Fault, name: string) => {
     await fault(kind, name, { ...opts(), log });
+  });
+
+const number = (what: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${what}: not a number`);
+  return n;
+};
+
+function printTraffic(list: Traffic[]): void {
+  if (!list.length) return console.log('no traffic set');
+  const rows = [
+    ['APP', 'VERSION', 'CLUSTER', 'RPS', 'ERROR RATE'],
+    ...list.map((t) => [t.app, t.version, t.cluster, String(t.rps), String(t.errorRate)]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows)
+    console.log(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
+}
+
+const metrics = program
+  .command('metrics')
+  .description(
+    'what the metrics target serves: http_requests_total{app,version,cluster,code} growing at a set rate (Prometheus scrapes it every second)',
+  );
+metrics
+  .command('set')
+  .description('set (or change) the traffic of one application version in one cluster')
+  .requiredOption('--app <namespace/name>', 'application, e.g. shop/web')
+  .requiredOption('--version <version>', 'version label, e.g. v2')
+  .requiredOption('--cluster <cluster>', 'cluster name')
+  .requiredOption('--rps <n>', 'requests per second, all codes', number('--rps'))
+  .option('--error-rate <0..1>', 'share of requests answered 500', number('--error-rate'), 0)
+  .action(async (o: { app: string; version: string; cluster: string; rps: number; errorRate: number }) => {
+    printTraffic(await setTraffic(o, opts()));
+  });
+metrics
+  .command('clear')
+  .description('remove the traffic entries matching every option given (none: all) and their series')
+  .option('--app <namespace/name>')
+  .option('--version <version>')
+  .option('--cluster <cluster>')
+  .action(async (o: { app?: string; version?: string; cluster?: string }) => {
+    const r = await clearTraffic(o, opts());
+    console.log(`removed ${r.removed}`);
+    printTraffic(r.traffic);
+  });
+metrics
+  .command('list')
+  .description('the traffic entries set')
+  .action(async () => printTraffic(await listTraffic(opts())));
+
+const scrape = program
+  .command('scrape')
+  .description(
+    "extra targets for the stack's Prometheus (kept in <data>/prometheus/scrape-targets.json, read via file_sd)",
+  );
+scrape
+  .command('add')
+  .description('scrape <url> as job <job> from now on')
+  .argument('<job>', 'job label, e.g. flotilla-api')
+  .argument('<url>', 'e.g. http://127.0.0.1:27080/metrics')
+  .action((job: string, url: string) => {
+    addScrapeTarget({ job, url }, opts());
+    console.log(`${job}: ${url} added`);
+  });
+scrape
+  .command('remove')
+  .description('stop scraping a job (or only its target at <url>)')
+  .argument('<job>')
+  .argument('[url]')
+  .action((job: string, url?: string) => {
+    console.log(`${scrapeTargets(opts()).length - removeScrapeTarget(job, url, opts()).length} removed`);
+  });
+scrape
+  .command('list')
+  .description('every target Prometheus scrapes, with the health of its last scrape')
+  .action(async () => {
+    const live = await prometheusState(opts());
+    const extra = scrapeTargets(opts());
+    const rows = [['JOB', 'URL', 'HEALTH']];
+    for (const t of live) rows.push([t.job, t.url, t.health + (t.lastError ? ` (${t.lastError})` : '')]);
+    for (const t of extra)
+      if (!live.some((l) => l.job === t.job && l.url === t.url)) rows.push([t.job, t.url, 'not scraped yet']);
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows)
+      console.log(
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
   });
 
 try {

@@ -7,6 +7,7 @@
  *   base+0..3     Temporal gRPC, UI, HTTP API, metrics
  *   base+4        the API-server proxy's control endpoint
  *   base+5        the image puller's state endpoint
+ *   base+6, +7    Prometheus, the metrics target
  *   base+10+i     registry i (in fleet order; `central` first by default)
  *   base+100+10*i cluster i: +0 its API as handed out (the proxy), +1 etcd client, +2 etcd peer,
  *                 +3 kwok, +4 kube-apiserver itself (its own components use it directly)
@@ -158,6 +159,8 @@ export const ports = {
   temporal: (base: number) => ({ grpc: base, ui: base + 1, http: base + 2, metrics: base + 3 }),
   proxyControl: (base: number) => base + 4,
   puller: (base: number) => base + 5,
+  prometheus: (base: number) => base + 6,
+  metricsTarget: (base: number) => base + 7,
   registry: (base: number, index: number) => base + 10 + index,
   cluster: (base: number, index: number) => {
     const p = base + 100 + 10 * index;

@@ -41,6 +41,28 @@ import {
 } from './proxy.ts';
 import type { ProxyRule } from './proxy/rules.ts';
 import { ProxyRulesSchema } from './proxy/rules.ts';
+import type { PrometheusTargetView, PromSample, ScrapeTarget } from './prometheus.ts';
+import {
+  addScrapeTargetTo,
+  clearTrafficOn,
+  listTrafficOn,
+  METRICS_PART,
+  metricsTargetDown,
+  metricsTargetHealthy,
+  metricsTargetUp,
+  metricsTargetUrl,
+  PROMETHEUS_PART,
+  prometheusDown,
+  prometheusHealthy,
+  prometheusTargets,
+  prometheusUp,
+  prometheusUrl,
+  promQuery,
+  readScrapeTargets,
+  removeScrapeTargetFrom,
+  setTrafficOn,
+} from './prometheus.ts';
+import type { Traffic, TrafficFilter, TrafficInput } from './metrics/traffic.ts';
 import type { PullerClusterView } from './puller.ts';
 import {
   PULLER_PART,
@@ -57,6 +79,8 @@ export type { StackOptions } from './config.ts';
 export type { ProcRecord } from './process.ts';
 export type { ProxyClusterView } from './proxy.ts';
 export type { PullerClusterView } from './puller.ts';
+export type { PrometheusTargetView, PromSample, ScrapeTarget } from './prometheus.ts';
+export type { Traffic, TrafficFilter, TrafficInput } from './metrics/traffic.ts';
 export type { ProxyRule, ActiveRule } from './proxy/rules.ts';
 export { resolveConfig, stackInfoFile } from './config.ts';
 
@@ -70,6 +94,8 @@ export function stackInfo(cfg: StackConfig): StackInfo {
     temporal: temporalInfo(cfg),
     clusters: cfg.fleet.clusters.map((c): StackClusterInfo => clusterInfo(cfg, c)),
     registries: cfg.fleet.registries.map((r): StackRegistryInfo => registryInfo(cfg, r)),
+    prometheus: { url: prometheusUrl(cfg) },
+    metricsTarget: { url: metricsTargetUrl(cfg) },
   };
 }
 
@@ -100,6 +126,8 @@ function checkFleet(cfg: StackConfig): void {
     TEMPORAL_PART,
     PROXY_PART,
     PULLER_PART,
+    PROMETHEUS_PART,
+    METRICS_PART,
     ...cfg.fleet.registries.map((r) => registryPart(r.name)),
     ...cfg.fleet.clusters.map((c) => `cluster/${c.name}/`),
   ]);
@@ -137,6 +165,8 @@ async function upLocked(cfg: StackConfig, log: Log): Promise<StackInfo> {
     ['proxy', proxy],
     ['puller', pullerUp(cfg, log)],
     ['temporal', temporalUp(cfg, log)],
+    ['prometheus', prometheusUp(cfg, log)],
+    ['metrics target', metricsTargetUp(cfg, log)],
     ...cfg.fleet.registries.map((r): [string, Promise<unknown>] => [
       `registry ${r.name}`,
       registryUp(cfg, r, log).then(() =>
@@ -213,6 +243,8 @@ async function downLocked(cfg: StackConfig, log: Log): Promise<void> {
     await Promise.all([proxyDown(cfg), pullerDown(cfg)]);
     await Promise.all([
       temporalDown(cfg),
+      prometheusDown(cfg),
+      metricsTargetDown(cfg),
       ...cfg.fleet.registries.map((r) => registryDown(cfg, r.name)),
       ...cfg.fleet.clusters.map((c) => clusterDown(cfg, c)),
     ]);
@@ -261,7 +293,11 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
     };
   };
   const temporal = temporalInfo(cfg);
-  const [views, pulls] = await Promise.all([proxyViews(cfg), pullerViews(cfg)]);
+  const [views, pulls, targets] = await Promise.all([
+    proxyViews(cfg),
+    pullerViews(cfg),
+    prometheusTargets(cfg),
+  ]);
   const parts: PartStatus[] = await Promise.all([
     (async (): Promise<PartStatus> => {
       const healthy = isAlive(state?.processes[PROXY_PART]) && (await proxyHealthy(cfg));
@@ -291,6 +327,28 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
         healthy,
         endpoint: `${temporal.address} (UI ${temporal.uiUrl})`,
         processes: [single(TEMPORAL_PART, healthy)],
+      };
+    })(),
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[PROMETHEUS_PART]) && (await prometheusHealthy(cfg));
+      const down = targets?.filter((t) => t.health !== 'up') ?? [];
+      return {
+        part: PROMETHEUS_PART,
+        healthy,
+        endpoint: prometheusUrl(cfg),
+        detail: `${(targets?.length ?? 0) - down.length}/${targets?.length ?? 0} targets up${down.length ? ` (not: ${down.map((t) => t.job).join(', ')})` : ''}`,
+        processes: [single(PROMETHEUS_PART, healthy)],
+      };
+    })(),
+    (async (): Promise<PartStatus> => {
+      const healthy = isAlive(state?.processes[METRICS_PART]) && (await metricsTargetHealthy(cfg));
+      const traffic = healthy ? await listTrafficOn(cfg).catch(() => undefined) : undefined;
+      return {
+        part: METRICS_PART,
+        healthy,
+        endpoint: `${metricsTargetUrl(cfg)}/metrics`,
+        ...(traffic ? { detail: `${traffic.length} traffic entr${traffic.length === 1 ? 'y' : 'ies'}` } : {}),
+        processes: [single(METRICS_PART, healthy)],
       };
     })(),
     ...cfg.fleet.registries.map(async (r): Promise<PartStatus> => {
@@ -428,6 +486,65 @@ export async function proxyRules(
       `bad proxy rules: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   return proxySetRules(cfg, cluster, parsed.data.rules);
+}
+
+/**
+ * Sets what the metrics target serves for one application, version and cluster:
+ * `http_requests_total{app,version,cluster,code="200"|"500"}` grow by `rps` a second
+ * together, `errorRate` of them as 500 (default 0). Setting an entry again changes its
+ * rates and keeps its counters. Returns every entry.
+ *
+ *   await setTraffic({ app: 'shop/web', version: 'v2', cluster: 'beijing', rps: 50, errorRate: 0.2 }, stackOptions(stack));
+ */
+export async function setTraffic(traffic: TrafficInput, opts: StackOptions = {}): Promise<Traffic[]> {
+  return setTrafficOn(resolveConfig(opts), traffic);
+}
+
+/** Removes the entries matching every field given (`{}`: all) and their series; returns how many and what is left. */
+export async function clearTraffic(
+  filter: TrafficFilter = {},
+  opts: StackOptions = {},
+): Promise<{ removed: number; traffic: Traffic[] }> {
+  return clearTrafficOn(resolveConfig(opts), filter);
+}
+
+export async function listTraffic(opts: StackOptions = {}): Promise<Traffic[]> {
+  return listTrafficOn(resolveConfig(opts));
+}
+
+/**
+ * Has the stack's Prometheus scrape another target (the API's or the worker's
+ * /metrics, say) from now on: written to `<data>/prometheus/scrape-targets.json`
+ * (file_sd), picked up within seconds without a restart, kept across `down`/`up`
+ * (not `--purge`). A target with the same job and URL is replaced. Returns them all.
+ *
+ *   await addScrapeTarget({ job: 'flotilla-api', url: 'http://127.0.0.1:27080/metrics' }, opts);
+ */
+export function addScrapeTarget(
+  target: { job: string; url: string; labels?: Record<string, string> },
+  opts: StackOptions = {},
+): ScrapeTarget[] {
+  return addScrapeTargetTo(resolveConfig(opts), { labels: {}, ...target });
+}
+
+/** Stops scraping a job (only its target at `url` when given); returns what is left. */
+export function removeScrapeTarget(job: string, url?: string, opts: StackOptions = {}): ScrapeTarget[] {
+  return removeScrapeTargetFrom(resolveConfig(opts), job, url);
+}
+
+/** The extra scrape targets (not the stack's own). */
+export function scrapeTargets(opts: StackOptions = {}): ScrapeTarget[] {
+  return readScrapeTargets(resolveConfig(opts));
+}
+
+/** Every target Prometheus scrapes (its own and the extra ones) with the last scrape's health; [] when it does not run. */
+export async function prometheusState(opts: StackOptions = {}): Promise<PrometheusTargetView[]> {
+  return (await prometheusTargets(resolveConfig(opts))) ?? [];
+}
+
+/** An instant PromQL query against the stack's Prometheus: `[{metric, value}]`. */
+export async function prometheusQuery(query: string, opts: StackOptions = {}): Promise<PromSample[]> {
+  return promQuery(resolveConfig(opts), query);
 }
 
 /** What the image puller reports for each cluster (pods it cannot pull yet, and why), or [] when it does not run. */

@@ -33,6 +33,13 @@ export interface StackInfo {
   temporal: { address: string; namespace: string; uiUrl: string };
   clusters: StackClusterInfo[];
   registries: StackRegistryInfo[];
+  /** Prometheus (scrape interval 1 s): `${url}/api/v1/query?query=...`. */
+  prometheus: { url: string };
+  /**
+   * The metrics target: made-up `http_requests_total{app,version,cluster,code}` counters,
+   * `${url}/metrics`; set what it serves with setTraffic/clearTraffic (stack/index.ts).
+   */
+  metricsTarget: { url: string };
   /** Bearer tokens per role for the API (written by the run command), file mode 0600. */
   api?: { url?: string; tokens: Record<string, string> };
 }

@@ -303,12 +303,16 @@ describe('stack down/up', () => {
     const recorded = recordedProcesses(opts);
     const procs = Object.values(recorded);
     // Its own parts (other tests may have recorded more, a worker say; down stops those too).
-    const parts = Object.keys(recorded).filter((n) => /^(temporal|proxy|puller|registry\/|cluster\/)/.test(n));
-    expect(parts.length).toBe(3 + stack.registries.length + 5 * stack.clusters.length);
+    const parts = Object.keys(recorded).filter((n) =>
+      /^(temporal|proxy|puller|prometheus|metrics-target|registry\/|cluster\/)/.test(n),
+    );
+    expect(parts.length).toBe(5 + stack.registries.length + 5 * stack.clusters.length);
     expect(parts.filter((n) => !isAlive(recorded[n]))).toEqual([]);
     await down(opts);
     expect(procs.filter((p) => isAlive(p)).map((p) => p.command.slice(0, 2).join(' '))).toEqual([]);
     expect(await portOpen(Number(stack.temporal.address.split(':')[1]))).toBe(false);
+    expect(await portOpen(Number(new URL(stack.prometheus.url).port))).toBe(false);
+    expect(await portOpen(Number(new URL(stack.metricsTarget.url).port))).toBe(false);
 
     const info = await up(opts);
     expect(info).toEqual(stack);
