@@ -70,7 +70,9 @@ export function templateProblems(text: string): string[] {
   for (const m of text.matchAll(placeholderRe)) {
     const name = m[1]!.trim();
     if (!knownVars.has(name))
-      problems.push(`unknown template variable {{${m[1]}}} (known: ${AnalysisVarNames.map((v) => `{{${v}}}`).join(', ')})`);
+      problems.push(
+        `unknown template variable {{${m[1]}}} (known: ${AnalysisVarNames.map((v) => `{{${v}}}`).join(', ')})`,
+      );
   }
   const rest = text.replace(placeholderRe, '');
   if (rest.includes('{{') || rest.includes('}}'))
@@ -94,7 +96,11 @@ export function templateVars(text: string): AnalysisVarName[] {
  * for an unknown variable, one the engine has no value for, or a value outside the safe
  * characters (letters, digits, `._:@/+-`).
  */
-export function fillTemplate(text: string, vars: AnalysisVars, encode: (v: string) => string = (v) => v): string {
+export function fillTemplate(
+  text: string,
+  vars: AnalysisVars,
+  encode: (v: string) => string = (v) => v,
+): string {
   const problems = templateProblems(text);
   if (problems.length) throw new TemplateError(problems.join('; '));
   return text.replace(placeholderRe, (_, raw: string) => {
@@ -102,7 +108,9 @@ export function fillTemplate(text: string, vars: AnalysisVars, encode: (v: strin
     const value = vars[name];
     if (value === undefined) throw new TemplateError(`no value for {{${name}}} in this delivery`);
     if (!varValueRe.test(value))
-      throw new TemplateError(`the value of {{${name}}} (${JSON.stringify(value.slice(0, 80))}) has characters a query may not take`);
+      throw new TemplateError(
+        `the value of {{${name}}} (${JSON.stringify(value.slice(0, 80))}) has characters a query may not take`,
+      );
     return encode(value);
   });
 }
@@ -141,7 +149,10 @@ export class ConditionError extends Error {
 }
 
 /** First line of a CEL error (the rest is a caret drawing of the source). */
-const firstLine = (e: unknown) => String((e as Error)?.message ?? e).split('\n')[0]!.trim();
+const firstLine = (e: unknown) =>
+  String((e as Error)?.message ?? e)
+    .split('\n')[0]!
+    .trim();
 
 /** Parses and type-checks a condition; throws ConditionError with what is wrong. Cached. */
 export function compileCondition(expr: string): Condition {
@@ -156,7 +167,9 @@ export function compileCondition(expr: string): Condition {
   const checked = program.check();
   if (!checked.valid) throw new ConditionError(`does not type-check: ${firstLine(checked.error)}`);
   if (checked.type !== 'bool' && checked.type !== 'dyn')
-    throw new ConditionError(`must be a boolean expression such as "result < 0.05" (this one is of type ${checked.type})`);
+    throw new ConditionError(
+      `must be a boolean expression such as "result < 0.05" (this one is of type ${checked.type})`,
+    );
   const fn: Condition = (b) => program(b);
   if (compiled.size > 1000) compiled.clear();
   compiled.set(expr, fn);
@@ -229,10 +242,16 @@ const webUrl = templated(2048).superRefine((raw, ctx) => {
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     ctx.addIssue({ code: 'custom', message: `must be http:// or https:// (got ${u.protocol})` });
   if (u.username || u.password)
-    ctx.addIssue({ code: 'custom', message: 'must not hold credentials: name the worker\'s credentials in "credentials" instead' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must not hold credentials: name the worker\'s credentials in "credentials" instead',
+    });
   for (const k of u.searchParams.keys())
     if (secretParams.has(k.toLowerCase()))
-      ctx.addIssue({ code: 'custom', message: `must not carry the secret query parameter "${k}": put it in the worker's credentials` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `must not carry the secret query parameter "${k}": put it in the worker's credentials`,
+      });
 });
 
 const jsonPath = z
@@ -243,7 +262,10 @@ const jsonPath = z
     try {
       parseJsonPath(p);
     } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `is not an RFC 9535 JSONPath such as "$.data.ratio": ${firstLine(e)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `is not an RFC 9535 JSONPath such as "$.data.ratio": ${firstLine(e)}`,
+      });
     }
   });
 
@@ -272,14 +294,21 @@ export const WebProviderSchema = z
     credentials: dnsLabel.optional(),
   })
   .strict()
-  .refine((w) => w.method === 'POST' || w.body === undefined, { message: 'a body needs method POST', path: ['body'] });
+  .refine((w) => w.method === 'POST' || w.body === undefined, {
+    message: 'a body needs method POST',
+    path: ['body'],
+  });
 
 export const ProviderSchema = z
   .object({ prometheus: PrometheusProviderSchema.optional(), web: WebProviderSchema.optional() })
   .strict()
   .superRefine((p, ctx) => {
     const n = (p.prometheus ? 1 : 0) + (p.web ? 1 : 0);
-    if (n !== 1) ctx.addIssue({ code: 'custom', message: 'must name exactly one provider: {"prometheus": {...}} or {"web": {...}}' });
+    if (n !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must name exactly one provider: {"prometheus": {...}} or {"web": {...}}',
+      });
   });
 
 // ---------------------------------------------------------------------------
@@ -315,10 +344,15 @@ export const AnalysisSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['successCondition'],
-        message: 'an analysis needs a successCondition, a failureCondition or both (without either it could never fail)',
+        message:
+          'an analysis needs a successCondition, a failureCondition or both (without either it could never fail)',
       });
     if (a.count > 1 && !a.interval)
-      ctx.addIssue({ code: 'custom', path: ['interval'], message: `is required when count is more than 1 (count is ${a.count})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['interval'],
+        message: `is required when count is more than 1 (count is ${a.count})`,
+      });
     if (a.failureLimit >= a.count)
       ctx.addIssue({
         code: 'custom',
@@ -331,7 +365,9 @@ export const AnalysisSchema = z
         path: ['inconclusiveLimit'],
         message: `must be less than count (${a.count}): otherwise an analysis without any data would pass`,
       });
-    const total = (a.initialDelay ? durationMs(a.initialDelay) : 0) + (a.interval ? durationMs(a.interval) * (a.count - 1) : 0);
+    const total =
+      (a.initialDelay ? durationMs(a.initialDelay) : 0) +
+      (a.interval ? durationMs(a.interval) * (a.count - 1) : 0);
     if (total > MAX_TOTAL_MS)
       ctx.addIssue({
         code: 'custom',
@@ -350,7 +386,8 @@ export const AnalysesSchema = z
   .superRefine((list, ctx) => {
     const seen = new Set<string>();
     list.forEach((a, i) => {
-      if (seen.has(a.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate analysis name "${a.name}"` });
+      if (seen.has(a.name))
+        ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate analysis name "${a.name}"` });
       seen.add(a.name);
     });
   });
@@ -384,7 +421,10 @@ export type AnalysisPhase = (typeof AnalysisPhase)[keyof typeof AnalysisPhase];
  *   -          false      Successful    (only a failure condition: not met is a success)
  *   -          -          Successful    (refused by the schema; kept total)
  */
-export function measurementPhase(success: boolean | undefined, failure: boolean | undefined): MeasurementPhase {
+export function measurementPhase(
+  success: boolean | undefined,
+  failure: boolean | undefined,
+): MeasurementPhase {
   if (failure === true) return MeasurementPhase.Failed;
   if (success === undefined) return MeasurementPhase.Successful;
   if (failure === undefined) return success ? MeasurementPhase.Successful : MeasurementPhase.Failed;
@@ -401,7 +441,8 @@ export interface Judgement {
 
 const show = (v: unknown): string => {
   if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
-  if (Array.isArray(v)) return `[${v.slice(0, 8).map(show).join(', ')}${v.length > 8 ? `, ... (${v.length})` : ''}]`;
+  if (Array.isArray(v))
+    return `[${v.slice(0, 8).map(show).join(', ')}${v.length > 8 ? `, ... (${v.length})` : ''}]`;
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 };
@@ -414,8 +455,12 @@ export const showValue = show;
  * that errors on this value (a missing field, a list where a number was expected) or is not
  * boolean is an Error; otherwise the table of measurementPhase.
  */
-export function judge(analysis: Pick<Analysis, 'successCondition' | 'failureCondition'>, measured: Measured): Judgement {
-  if ('noData' in measured) return { phase: MeasurementPhase.Inconclusive, message: `no data: ${measured.noData}` };
+export function judge(
+  analysis: Pick<Analysis, 'successCondition' | 'failureCondition'>,
+  measured: Measured,
+): Judgement {
+  if ('noData' in measured)
+    return { phase: MeasurementPhase.Inconclusive, message: `no data: ${measured.noData}` };
   const run = (field: 'successCondition' | 'failureCondition'): boolean | undefined => {
     const expr = analysis[field];
     if (!expr) return undefined;
@@ -426,7 +471,9 @@ export function judge(analysis: Pick<Analysis, 'successCondition' | 'failureCond
       throw new ConditionError(`${field} "${expr}" on result ${show(measured.result)}: ${firstLine(e)}`);
     }
     if (typeof out !== 'boolean')
-      throw new ConditionError(`${field} "${expr}" gave ${show(out)} on result ${show(measured.result)}, not true or false`);
+      throw new ConditionError(
+        `${field} "${expr}" gave ${show(out)} on result ${show(measured.result)}, not true or false`,
+      );
     return out;
   };
   let success: boolean | undefined;
@@ -456,8 +503,15 @@ export interface Measurement {
 }
 
 /** The measurement the engine records when the measure activity failed for good. */
-export function errorMeasurement(failure: { type?: string | null; message?: string }, at: number): Measurement {
-  return { phase: MeasurementPhase.Error, at, message: `${failure.type ?? 'Error'}: ${failure.message ?? 'the measurement failed'}` };
+export function errorMeasurement(
+  failure: { type?: string | null; message?: string },
+  at: number,
+): Measurement {
+  return {
+    phase: MeasurementPhase.Error,
+    at,
+    message: `${failure.type ?? 'Error'}: ${failure.message ?? 'the measurement failed'}`,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -501,8 +555,18 @@ export type Limits = Pick<Analysis, 'count' | 'failureLimit' | 'inconclusiveLimi
  * not errors with no limit crossed is Successful. The first of these decides; measurements
  * after it are not looked at. Otherwise Running.
  */
-export function analysisVerdict(limits: Limits, measurements: readonly Pick<Measurement, 'phase'>[]): Verdict {
-  const c: AnalysisCounts = { count: 0, successful: 0, failed: 0, inconclusive: 0, error: 0, consecutiveErrors: 0 };
+export function analysisVerdict(
+  limits: Limits,
+  measurements: readonly Pick<Measurement, 'phase'>[],
+): Verdict {
+  const c: AnalysisCounts = {
+    count: 0,
+    successful: 0,
+    failed: 0,
+    inconclusive: 0,
+    error: 0,
+    consecutiveErrors: 0,
+  };
   const done = (phase: AnalysisPhase, reason: AnalysisReason, message: string, i: number): Verdict => ({
     phase,
     reason,
@@ -523,7 +587,12 @@ export function analysisVerdict(limits: Limits, measurements: readonly Pick<Meas
       else c.inconclusive++;
     }
     if (c.failed > limits.failureLimit)
-      return done(AnalysisPhase.Failed, AnalysisReason.FailureLimitExceeded, `failed (${c.failed}) > failureLimit (${limits.failureLimit})`, i);
+      return done(
+        AnalysisPhase.Failed,
+        AnalysisReason.FailureLimitExceeded,
+        `failed (${c.failed}) > failureLimit (${limits.failureLimit})`,
+        i,
+      );
     if (c.inconclusive > limits.inconclusiveLimit)
       return done(
         AnalysisPhase.Inconclusive,
@@ -558,7 +627,13 @@ export function analysisVerdict(limits: Limits, measurements: readonly Pick<Meas
 export const isFinished = (p: AnalysisPhase): boolean => p !== AnalysisPhase.Running;
 
 /** Worst first, as Argo Rollouts orders them: Failed, Error, Inconclusive, Successful, Running. */
-const severity: Record<AnalysisPhase, number> = { Running: 0, Successful: 1, Inconclusive: 2, Error: 3, Failed: 4 };
+const severity: Record<AnalysisPhase, number> = {
+  Running: 0,
+  Successful: 1,
+  Inconclusive: 2,
+  Error: 3,
+  Failed: 4,
+};
 
 /**
  * The phase of several analyses run together: Running while any runs (unless one already
@@ -567,7 +642,10 @@ const severity: Record<AnalysisPhase, number> = { Running: 0, Successful: 1, Inc
 export function combinedPhase(phases: readonly AnalysisPhase[]): AnalysisPhase {
   if (phases.includes(AnalysisPhase.Failed)) return AnalysisPhase.Failed;
   if (phases.includes(AnalysisPhase.Running)) return AnalysisPhase.Running;
-  return phases.reduce<AnalysisPhase>((w, p) => (severity[p] > severity[w] ? p : w), AnalysisPhase.Successful);
+  return phases.reduce<AnalysisPhase>(
+    (w, p) => (severity[p] > severity[w] ? p : w),
+    AnalysisPhase.Successful,
+  );
 }
 
 /**
@@ -576,7 +654,10 @@ export function combinedPhase(phases: readonly AnalysisPhase[]): AnalysisPhase {
  * analysis is finished. Measurements that errored are retaken at the same interval (after
  * RETAKE_AFTER when the analysis has none: count 1).
  */
-export function nextMeasurementDelayMs(analysis: Analysis, measurements: readonly Pick<Measurement, 'phase'>[]): number | null {
+export function nextMeasurementDelayMs(
+  analysis: Analysis,
+  measurements: readonly Pick<Measurement, 'phase'>[],
+): number | null {
   if (isFinished(analysisVerdict(analysis, measurements).phase)) return null;
   if (measurements.length === 0) return analysis.initialDelay ? durationMs(analysis.initialDelay) : 0;
   return durationMs(analysis.interval ?? RETAKE_AFTER);

@@ -34,7 +34,13 @@ import { durationMs } from '../../model/names.ts';
 import type { AnalysisConfig } from './config.ts';
 import { analysisFailure } from './http.ts';
 import { prometheusProvider } from './prometheus.ts';
-import { MeasurementError, type AnalysisActivities, type MeasureInput, type MeasureResult, type Provider } from './types.ts';
+import {
+  MeasurementError,
+  type AnalysisActivities,
+  type MeasureInput,
+  type MeasureResult,
+  type Provider,
+} from './types.ts';
 import { webProvider } from './web.ts';
 
 export interface AnalysisActivityDeps {
@@ -59,7 +65,11 @@ function portable(value: unknown): unknown {
 }
 
 /** The provider of an analysis on this worker, with its templates filled. */
-export function providerFor(analysis: Analysis, vars: MeasureInput['vars'], config: AnalysisConfig): Provider {
+export function providerFor(
+  analysis: Analysis,
+  vars: MeasureInput['vars'],
+  config: AnalysisConfig,
+): Provider {
   try {
     const p = analysis.provider;
     if (p.prometheus) {
@@ -71,12 +81,21 @@ export function providerFor(analysis: Analysis, vars: MeasureInput['vars'], conf
             ? 'this worker has no Prometheus server (set FLOTILLA_PROMETHEUS_URL, or prometheus.default in FLOTILLA_ANALYSIS_CONFIG)'
             : `this worker has no Prometheus server named "${p.prometheus.server}" (known: ${Object.keys(config.prometheus).join(', ') || 'none'})`,
         );
-      return prometheusProvider(server, p.prometheus.server, fillTemplate(p.prometheus.query, vars), config.maxResponseBytes);
+      return prometheusProvider(
+        server,
+        p.prometheus.server,
+        fillTemplate(p.prometheus.query, vars),
+        config.maxResponseBytes,
+      );
     }
     if (p.web) return webProvider(p.web, vars, config);
     throw analysisFailure(AnalysisFailure.AnalysisConfigInvalid, 'the analysis names no provider');
   } catch (err) {
-    if (err instanceof TemplateError) throw analysisFailure(AnalysisFailure.AnalysisConfigInvalid, `analysis "${analysis.name}": ${err.message}`);
+    if (err instanceof TemplateError)
+      throw analysisFailure(
+        AnalysisFailure.AnalysisConfigInvalid,
+        `analysis "${analysis.name}": ${err.message}`,
+      );
     throw err;
   }
 }
@@ -85,7 +104,11 @@ export function providerFor(analysis: Analysis, vars: MeasureInput['vars'], conf
  * Problems that keep an analysis from running on a worker with this configuration (no such
  * server, a URL not allowed, unknown credentials), for a preflight before the delivery starts.
  */
-export function analysisProblems(analysis: Analysis, vars: MeasureInput['vars'], config: AnalysisConfig): string[] {
+export function analysisProblems(
+  analysis: Analysis,
+  vars: MeasureInput['vars'],
+  config: AnalysisConfig,
+): string[] {
   try {
     providerFor(analysis, vars, config);
     return [];
@@ -95,10 +118,16 @@ export function analysisProblems(analysis: Analysis, vars: MeasureInput['vars'],
 }
 
 /** One measurement, outside Temporal too (tests, a preflight): the activity runs this. */
-export async function measureOnce(deps: AnalysisActivityDeps, input: MeasureInput, signal?: AbortSignal): Promise<MeasureResult> {
+export async function measureOnce(
+  deps: AnalysisActivityDeps,
+  input: MeasureInput,
+  signal?: AbortSignal,
+): Promise<MeasureResult> {
   const parsed = AnalysisSchema.safeParse(input?.analysis);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(analysis)'}: ${i.message}`).join('; ');
+    const issues = parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(analysis)'}: ${i.message}`)
+      .join('; ');
     throw analysisFailure(AnalysisFailure.AnalysisConfigInvalid, `measure: invalid analysis: ${issues}`);
   }
   const analysis = parsed.data;
@@ -113,20 +142,39 @@ export async function measureOnce(deps: AnalysisActivityDeps, input: MeasureInpu
   const started = performance.now();
   let out: MeasureResult;
   try {
-    const answer = await provider.measure({ at, timeoutMs: durationMs(analysis.timeout), ...(signal ? { signal } : {}) });
+    const answer = await provider.measure({
+      at,
+      timeoutMs: durationMs(analysis.timeout),
+      ...(signal ? { signal } : {}),
+    });
     const j = judge(analysis, answer.value);
     const shown = 'noData' in answer.value ? answer.raw : showValue(answer.value.result);
     const value = 'noData' in answer.value ? undefined : portable(answer.value.result);
-    out = { phase: j.phase, message: j.message, ...(value !== undefined ? { value } : {}), display: shown, asked: provider.asked, at };
+    out = {
+      phase: j.phase,
+      message: j.message,
+      ...(value !== undefined ? { value } : {}),
+      display: shown,
+      asked: provider.asked,
+      at,
+    };
   } catch (err) {
     if (!(err instanceof MeasurementError)) {
-      if (!(err instanceof ApplicationFailure) && !(err instanceof CancelledFailure)) log.error({ err }, 'measurement failed unexpectedly');
-      else log.warn({ type: (err as ApplicationFailure).type, message: (err as Error).message }, 'measurement failed');
+      if (!(err instanceof ApplicationFailure) && !(err instanceof CancelledFailure))
+        log.error({ err }, 'measurement failed unexpectedly');
+      else
+        log.warn(
+          { type: (err as ApplicationFailure).type, message: (err as Error).message },
+          'measurement failed',
+        );
       throw err;
     }
     out = { phase: MeasurementPhase.Error, message: err.message, display: '', asked: provider.asked, at };
   }
-  log.info({ phase: out.phase, value: out.display, ms: Math.round(performance.now() - started) }, `measurement ${out.phase}: ${out.message}`);
+  log.info(
+    { phase: out.phase, value: out.display, ms: Math.round(performance.now() - started) },
+    `measurement ${out.phase}: ${out.message}`,
+  );
   return out;
 }
 

@@ -38,7 +38,10 @@ const httpUrl = z.string().superRefine((raw, ctx) => {
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     ctx.addIssue({ code: 'custom', message: `must be http:// or https:// (got ${u.protocol})` });
   if (u.username || u.password)
-    ctx.addIssue({ code: 'custom', message: 'must not hold credentials: use basicAuth, bearerToken or bearerTokenFile' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must not hold credentials: use basicAuth, bearerToken or bearerTokenFile',
+    });
   if (u.search || u.hash) ctx.addIssue({ code: 'custom', message: 'must have no query or fragment' });
 });
 
@@ -53,7 +56,10 @@ export const PrometheusServerSchema = z
     bearerToken: z.string().min(1).optional(),
     /** Read at each query, so a rotated token is picked up. */
     bearerTokenFile: z.string().min(1).optional(),
-    basicAuth: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
+    basicAuth: z
+      .object({ username: z.string().min(1), password: z.string().min(1) })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((s) => [s.bearerToken, s.bearerTokenFile, s.basicAuth].filter(Boolean).length <= 1, {
@@ -67,7 +73,9 @@ export const WebConfigSchema = z
     allowedUrls: z.array(httpUrl).default([]),
     tls: Tls,
     /** Named sets of secret headers a request may ask for with `credentials: <name>`. */
-    credentials: z.record(dnsLabel, z.object({ headers: z.record(headerName, z.string()) }).strict()).default({}),
+    credentials: z
+      .record(dnsLabel, z.object({ headers: z.record(headerName, z.string()) }).strict())
+      .default({}),
   })
   .strict();
 
@@ -111,11 +119,15 @@ export function parseAnalysisConfig(doc: unknown, source = 'analysis configurati
 
 /** Whether a parsed configuration document holds anything secret (so its file must be private). */
 function holdsSecrets(doc: unknown): boolean {
-  const d = doc as { prometheus?: Record<string, Record<string, unknown>>; web?: { credentials?: Record<string, unknown> } };
+  const d = doc as {
+    prometheus?: Record<string, Record<string, unknown>>;
+    web?: { credentials?: Record<string, unknown> };
+  };
   const servers = Object.values(d?.prometheus ?? {});
   return (
-    servers.some((s) => s?.bearerToken || s?.basicAuth || Object.keys((s?.headers as object) ?? {}).length > 0) ||
-    Object.keys(d?.web?.credentials ?? {}).length > 0
+    servers.some(
+      (s) => s?.bearerToken || s?.basicAuth || Object.keys((s?.headers as object) ?? {}).length > 0,
+    ) || Object.keys(d?.web?.credentials ?? {}).length > 0
   );
 }
 
@@ -132,12 +144,16 @@ export function loadAnalysisConfig(env: NodeJS.ProcessEnv = process.env): Analys
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new AnalysisConfigError(`cannot read FLOTILLA_ANALYSIS_CONFIG ${file}: ${(err as Error).message}`);
+      throw new AnalysisConfigError(
+        `cannot read FLOTILLA_ANALYSIS_CONFIG ${file}: ${(err as Error).message}`,
+      );
     }
     try {
       doc = (parseYaml(text) as Record<string, unknown>) ?? {};
     } catch (err) {
-      throw new AnalysisConfigError(`FLOTILLA_ANALYSIS_CONFIG ${file} is not YAML or JSON: ${(err as Error).message}`);
+      throw new AnalysisConfigError(
+        `FLOTILLA_ANALYSIS_CONFIG ${file} is not YAML or JSON: ${(err as Error).message}`,
+      );
     }
     if (holdsSecrets(doc) && (statSync(file).mode & 0o077) !== 0)
       throw new AnalysisConfigError(
@@ -158,7 +174,10 @@ export function loadAnalysisConfig(env: NodeJS.ProcessEnv = process.env): Analys
       .filter(Boolean);
     doc = { ...doc, web: { ...((doc.web as object) ?? {}), allowedUrls: list } };
   }
-  return parseAnalysisConfig(doc, file ? `analysis configuration (${file} and the environment)` : 'analysis configuration (environment)');
+  return parseAnalysisConfig(
+    doc,
+    file ? `analysis configuration (${file} and the environment)` : 'analysis configuration (environment)',
+  );
 }
 
 /** Whether the web provider may call `url`: under one of the allowed prefixes (same origin, path below). */

@@ -14,7 +14,11 @@ import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici'
 import { AnalysisFailure } from '../../model/analysis.ts';
 import { connectionErrorCode } from '../kubernetes/errors.ts';
 
-export function analysisFailure(type: AnalysisFailure, message: string, details: Record<string, unknown> = {}): ApplicationFailure {
+export function analysisFailure(
+  type: AnalysisFailure,
+  message: string,
+  details: Record<string, unknown> = {},
+): ApplicationFailure {
   return ApplicationFailure.create({
     type,
     message,
@@ -103,9 +107,13 @@ export async function call(c: HttpCall): Promise<HttpAnswer> {
     const excerpt = text.trim().slice(0, 300);
     if (s >= 200 && s < 300) return { status: s, text, contentType };
     if (s === 408 || s === 429 || s >= 500)
-      throw analysisFailure(AnalysisFailure.AnalysisProviderUnreachable, `${subject}: HTTP ${s}${excerpt ? `: ${excerpt}` : ''}`, {
-        httpStatus: s,
-      });
+      throw analysisFailure(
+        AnalysisFailure.AnalysisProviderUnreachable,
+        `${subject}: HTTP ${s}${excerpt ? `: ${excerpt}` : ''}`,
+        {
+          httpStatus: s,
+        },
+      );
     if (s === 401 || s === 403)
       throw analysisFailure(
         AnalysisFailure.AnalysisAuthFailed,
@@ -113,19 +121,35 @@ export async function call(c: HttpCall): Promise<HttpAnswer> {
         { httpStatus: s },
       );
     if (s >= 300 && s < 400)
-      throw analysisFailure(AnalysisFailure.AnalysisQueryInvalid, `${subject}: HTTP ${s} redirect (redirects are not followed: give the final URL)`, {
-        httpStatus: s,
-      });
+      throw analysisFailure(
+        AnalysisFailure.AnalysisQueryInvalid,
+        `${subject}: HTTP ${s} redirect (redirects are not followed: give the final URL)`,
+        {
+          httpStatus: s,
+        },
+      );
     return { status: s, text, contentType };
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;
-    if (c.signal?.aborted) throw c.signal.reason instanceof CancelledFailure ? c.signal.reason : new CancelledFailure('cancelled');
+    if (c.signal?.aborted)
+      throw c.signal.reason instanceof CancelledFailure ? c.signal.reason : new CancelledFailure('cancelled');
     if (err instanceof TooLarge)
-      throw analysisFailure(AnalysisFailure.AnalysisQueryInvalid, `${subject}: the answer is larger than ${c.maxBytes} bytes`);
-    if (timeout.aborted || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError)
-      throw analysisFailure(AnalysisFailure.AnalysisProviderUnreachable, `${subject}: no answer within ${c.timeoutMs} ms`, {
-        errorCode: 'ETIMEDOUT',
-      });
+      throw analysisFailure(
+        AnalysisFailure.AnalysisQueryInvalid,
+        `${subject}: the answer is larger than ${c.maxBytes} bytes`,
+      );
+    if (
+      timeout.aborted ||
+      err instanceof undiciErrors.HeadersTimeoutError ||
+      err instanceof undiciErrors.BodyTimeoutError
+    )
+      throw analysisFailure(
+        AnalysisFailure.AnalysisProviderUnreachable,
+        `${subject}: no answer within ${c.timeoutMs} ms`,
+        {
+          errorCode: 'ETIMEDOUT',
+        },
+      );
     const code = connectionErrorCode(err);
     throw analysisFailure(
       AnalysisFailure.AnalysisProviderUnreachable,

@@ -1,5 +1,11 @@
 /** Metric analysis for progressive delivery: providers, the measure activity, the worker's configuration (README.md beside this file). */
-export { analysisProblems, createAnalysisActivities, measureOnce, providerFor, type AnalysisActivityDeps } from './activities.ts';
+export {
+  analysisProblems,
+  createAnalysisActivities,
+  measureOnce,
+  providerFor,
+  type AnalysisActivityDeps,
+} from './activities.ts';
 export {
   AnalysisConfigError,
   AnalysisConfigSchema,
@@ -9,4 +15,11 @@ export {
   type AnalysisConfig,
   type AnalysisConfigInput,
 } from './config.ts';
-export { MeasurementError, type AnalysisActivities, type MeasureInput, type MeasureResult, type Provider, type ProviderAnswer } from './types.ts';
+export {
+  MeasurementError,
+  type AnalysisActivities,
+  type MeasureInput,
+  type MeasureResult,
+  type Provider,
+  type ProviderAnswer,
+} from './types.ts';

@@ -54,7 +54,8 @@ export function measuredFromData(data: PromResponse['data'], subject: string): P
     const [, s] = (data?.result as [number, string]) ?? [0, 'NaN'];
     const v = sampleValue(s);
     const raw = `scalar ${s}`;
-    if (Number.isNaN(v)) return { value: { noData: 'the query answered NaN (a ratio of rates with no requests?)' }, raw };
+    if (Number.isNaN(v))
+      return { value: { noData: 'the query answered NaN (a ratio of rates with no requests?)' }, raw };
     return { value: { result: v, values: [v] }, raw };
   }
   if (type === 'vector') {
@@ -62,7 +63,8 @@ export function measuredFromData(data: PromResponse['data'], subject: string): P
     const values = samples.map((s) => sampleValue(s.value?.[1] ?? 'NaN'));
     const shown = samples.slice(0, 10).map((s) => `${labelsOf(s.metric)} ${s.value?.[1]}`);
     const raw = `vector of ${samples.length}${shown.length ? `: ${shown.join('; ')}` : ''}${samples.length > 10 ? '; ...' : ''}`;
-    if (values.length === 0) return { value: { noData: 'the query returned an empty vector (no series matched)' }, raw };
+    if (values.length === 0)
+      return { value: { noData: 'the query returned an empty vector (no series matched)' }, raw };
     if (values.every((v) => Number.isNaN(v)))
       return { value: { noData: `every sample is NaN (a ratio of rates with no requests?)` }, raw };
     return { value: { result: values.length === 1 ? values[0] : values, values }, raw };
@@ -72,10 +74,18 @@ export function measuredFromData(data: PromResponse['data'], subject: string): P
       AnalysisFailure.AnalysisQueryInvalid,
       `${subject}: the query returned a range vector (matrix); analyses take an instant vector or a scalar (wrap the range in a function such as rate() or last_over_time())`,
     );
-  throw analysisFailure(AnalysisFailure.AnalysisQueryInvalid, `${subject}: the query returned a ${type ?? 'result of no type'}; analyses take an instant vector or a scalar`);
+  throw analysisFailure(
+    AnalysisFailure.AnalysisQueryInvalid,
+    `${subject}: the query returned a ${type ?? 'result of no type'}; analyses take an instant vector or a scalar`,
+  );
 }
 
-export function prometheusProvider(server: PrometheusServer, name: string, query: string, maxBytes: number): Provider {
+export function prometheusProvider(
+  server: PrometheusServer,
+  name: string,
+  query: string,
+  maxBytes: number,
+): Provider {
   const base = server.url.endsWith('/') ? server.url : `${server.url}/`;
   const url = new URL('api/v1/query', base).toString();
   const subject = `Prometheus "${name}" (${where(server.url)})`;
@@ -123,11 +133,16 @@ export function prometheusProvider(server: PrometheusServer, name: string, query
       const doc = parseJson(answer, subject) as PromResponse;
       if (doc?.status !== 'success') {
         // Prometheus: 400 bad_data (parse errors), 422 execution; the type and message say which.
-        const said = [doc?.errorType, doc?.error].filter(Boolean).join(': ') || answer.text.trim().slice(0, 200);
-        throw analysisFailure(AnalysisFailure.AnalysisQueryInvalid, `${subject} refused the query (HTTP ${answer.status}): ${said}`, {
-          httpStatus: answer.status,
-          ...(doc?.errorType ? { errorType: doc.errorType } : {}),
-        });
+        const said =
+          [doc?.errorType, doc?.error].filter(Boolean).join(': ') || answer.text.trim().slice(0, 200);
+        throw analysisFailure(
+          AnalysisFailure.AnalysisQueryInvalid,
+          `${subject} refused the query (HTTP ${answer.status}): ${said}`,
+          {
+            httpStatus: answer.status,
+            ...(doc?.errorType ? { errorType: doc.errorType } : {}),
+          },
+        );
       }
       const out = measuredFromData(doc.data, subject);
       if (doc.warnings?.length) out.raw += ` (warnings: ${doc.warnings.join('; ').slice(0, 300)})`;

@@ -35,7 +35,10 @@ export function webProvider(spec: WebProvider, vars: AnalysisVars, config: Analy
   if (spec.credentials) {
     const cred = config.web.credentials[spec.credentials];
     if (!cred)
-      throw analysisFailure(AnalysisFailure.AnalysisConfigInvalid, `web provider: this worker has no web credentials named "${spec.credentials}"`);
+      throw analysisFailure(
+        AnalysisFailure.AnalysisConfigInvalid,
+        `web provider: this worker has no web credentials named "${spec.credentials}"`,
+      );
     for (const [k, v] of Object.entries(cred.headers)) headers[k.toLowerCase()] = v;
   }
   headers.accept = 'application/json';
@@ -58,14 +61,22 @@ export function webProvider(spec: WebProvider, vars: AnalysisVars, config: Analy
         dispatcher: agentFor(config.web.tls),
       });
       if (answer.status >= 400)
-        throw analysisFailure(AnalysisFailure.AnalysisQueryInvalid, `${subject}: HTTP ${answer.status}: ${answer.text.trim().slice(0, 200)}`, {
-          httpStatus: answer.status,
-        });
+        throw analysisFailure(
+          AnalysisFailure.AnalysisQueryInvalid,
+          `${subject}: HTTP ${answer.status}: ${answer.text.trim().slice(0, 200)}`,
+          {
+            httpStatus: answer.status,
+          },
+        );
       const doc = parseJson(answer, subject);
       const raw = answer.text.trim().slice(0, 500);
       const matches = jsonPathQuery(doc as Parameters<typeof jsonPathQuery>[0], spec.jsonPath);
-      if (matches.length === 0) throw new MeasurementError(`${spec.jsonPath} matched nothing in the answer of ${where(url)}: ${raw.slice(0, 200)}`);
-      if (matches.length === 1 && matches[0] === null) return { value: { noData: `${spec.jsonPath} is null` }, raw };
+      if (matches.length === 0)
+        throw new MeasurementError(
+          `${spec.jsonPath} matched nothing in the answer of ${where(url)}: ${raw.slice(0, 200)}`,
+        );
+      if (matches.length === 1 && matches[0] === null)
+        return { value: { noData: `${spec.jsonPath} is null` }, raw };
       const result = matches.length === 1 ? matches[0] : matches;
       return { value: { result, values: Array.isArray(result) ? result : [result] }, raw };
     },

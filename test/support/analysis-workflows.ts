@@ -27,7 +27,10 @@ export interface AnalysisRun {
   measurements: (Measurement & { result?: MeasureResult; failureType?: string })[];
 }
 
-export async function analysisWorkflow(input: { analysis: Analysis; vars: AnalysisVars }): Promise<AnalysisRun> {
+export async function analysisWorkflow(input: {
+  analysis: Analysis;
+  vars: AnalysisVars;
+}): Promise<AnalysisRun> {
   const measurements: AnalysisRun['measurements'] = [];
   for (;;) {
     const delay = nextMeasurementDelayMs(input.analysis, measurements);
@@ -40,7 +43,10 @@ export async function analysisWorkflow(input: { analysis: Analysis; vars: Analys
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
       const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-      measurements.push({ ...errorMeasurement({ type, message: (cause as Error)?.message }, at), ...(type ? { failureType: type } : {}) });
+      measurements.push({
+        ...errorMeasurement({ type, message: (cause as Error)?.message }, at),
+        ...(type ? { failureType: type } : {}),
+      });
     }
   }
   return { verdict: analysisVerdict(input.analysis, measurements), measurements };

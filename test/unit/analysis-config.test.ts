@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analysisProblems, loadAnalysisConfig, measureOnce, parseAnalysisConfig, urlAllowed } from '../../activities/analysis/index.ts';
+import {
+  analysisProblems,
+  loadAnalysisConfig,
+  measureOnce,
+  parseAnalysisConfig,
+  urlAllowed,
+} from '../../activities/analysis/index.ts';
 import { measuredFromData, sampleValue } from '../../activities/analysis/prometheus.ts';
 import { AnalysisSchema } from '../../model/analysis.ts';
 
@@ -29,20 +35,45 @@ describe('loadAnalysisConfig', () => {
       'prometheus:\n  default: {url: "http://file:9090", bearerToken: "tok-123"}\n  beijing: {url: "https://prom.bj:9090", tls: skip-verify}\nweb:\n  credentials:\n    api: {headers: {Authorization: "Bearer abc"}}\n',
     );
     chmodSync(file, 0o644);
-    expect(() => loadAnalysisConfig({ FLOTILLA_ANALYSIS_CONFIG: file })).toThrow(/holds credentials and is readable by group or others \(mode 644\): chmod 600/);
+    expect(() => loadAnalysisConfig({ FLOTILLA_ANALYSIS_CONFIG: file })).toThrow(
+      /holds credentials and is readable by group or others \(mode 644\): chmod 600/,
+    );
     chmodSync(file, 0o600);
-    const c = loadAnalysisConfig({ FLOTILLA_ANALYSIS_CONFIG: file, FLOTILLA_PROMETHEUS_URL: 'http://env:9090' });
+    const c = loadAnalysisConfig({
+      FLOTILLA_ANALYSIS_CONFIG: file,
+      FLOTILLA_PROMETHEUS_URL: 'http://env:9090',
+    });
     expect(c.prometheus.default).toMatchObject({ url: 'http://env:9090', bearerToken: 'tok-123' });
     expect(c.prometheus.beijing!.tls).toBe('skip-verify');
     expect(c.web.credentials.api!.headers.Authorization).toBe('Bearer abc');
   });
 
   it.each<[string, unknown, RegExp]>([
-    ['a URL with credentials', { prometheus: { default: { url: 'http://u:p@prom:9090' } } }, /prometheus\.default\.url: must not hold credentials/],
-    ['a URL with a query', { prometheus: { default: { url: 'http://prom:9090/?x=1' } } }, /must have no query/],
+    [
+      'a URL with credentials',
+      { prometheus: { default: { url: 'http://u:p@prom:9090' } } },
+      /prometheus\.default\.url: must not hold credentials/,
+    ],
+    [
+      'a URL with a query',
+      { prometheus: { default: { url: 'http://prom:9090/?x=1' } } },
+      /must have no query/,
+    ],
     ['not a URL', { prometheus: { default: { url: 'prom:9090' } } }, /prometheus\.default\.url/],
-    ['two kinds of auth', { prometheus: { default: { url: 'http://p', bearerToken: 'a', basicAuth: { username: 'u', password: 'p' } } } }, /at most one of/],
-    ['a server name that is no label', { prometheus: { Default: { url: 'http://p' } } }, /prometheus\.Default/],
+    [
+      'two kinds of auth',
+      {
+        prometheus: {
+          default: { url: 'http://p', bearerToken: 'a', basicAuth: { username: 'u', password: 'p' } },
+        },
+      },
+      /at most one of/,
+    ],
+    [
+      'a server name that is no label',
+      { prometheus: { Default: { url: 'http://p' } } },
+      /prometheus\.Default/,
+    ],
     ['an unknown field', { prometheus: { default: { url: 'http://p', adress: 'x' } } }, /adress/],
   ])('refuses %s, naming the field and never a value', (_, doc, message) => {
     let err: Error | undefined;
@@ -86,31 +117,59 @@ describe('Prometheus answers, as the conditions see them', () => {
   ])('sample %s is %s', (s, want) => expect(sampleValue(s)).toBe(want));
   it('sample NaN is NaN', () => expect(sampleValue('NaN')).toBeNaN());
 
-  const vec = (...vals: string[]) => ({ resultType: 'vector', result: vals.map((v, i) => ({ metric: { cluster: `c${i}` }, value: [1, v] })) });
+  const vec = (...vals: string[]) => ({
+    resultType: 'vector',
+    result: vals.map((v, i) => ({ metric: { cluster: `c${i}` }, value: [1, v] })),
+  });
   it('one sample: a number; several: the list; values always the list', () => {
     expect(measuredFromData(vec('0.1'), 'p').value).toEqual({ result: 0.1, values: [0.1] });
-    expect(measuredFromData(vec('0.1', '0.3'), 'p').value).toEqual({ result: [0.1, 0.3], values: [0.1, 0.3] });
-    expect(measuredFromData({ resultType: 'scalar', result: [1, '7'] }, 'p').value).toEqual({ result: 7, values: [7] });
-    expect(measuredFromData(vec('0.1', '0.3'), 'p').raw).toBe('vector of 2: {cluster="c0"} 0.1; {cluster="c1"} 0.3');
+    expect(measuredFromData(vec('0.1', '0.3'), 'p').value).toEqual({
+      result: [0.1, 0.3],
+      values: [0.1, 0.3],
+    });
+    expect(measuredFromData({ resultType: 'scalar', result: [1, '7'] }, 'p').value).toEqual({
+      result: 7,
+      values: [7],
+    });
+    expect(measuredFromData(vec('0.1', '0.3'), 'p').raw).toBe(
+      'vector of 2: {cluster="c0"} 0.1; {cluster="c1"} 0.3',
+    );
   });
   it('an empty vector, a NaN scalar and all-NaN samples are no data', () => {
-    expect(measuredFromData(vec(), 'p').value).toEqual({ noData: 'the query returned an empty vector (no series matched)' });
-    expect(measuredFromData({ resultType: 'scalar', result: [1, 'NaN'] }, 'p').value).toHaveProperty('noData');
+    expect(measuredFromData(vec(), 'p').value).toEqual({
+      noData: 'the query returned an empty vector (no series matched)',
+    });
+    expect(measuredFromData({ resultType: 'scalar', result: [1, 'NaN'] }, 'p').value).toHaveProperty(
+      'noData',
+    );
     expect(measuredFromData(vec('NaN', 'NaN'), 'p').value).toHaveProperty('noData');
     expect(measuredFromData(vec('NaN', '0.2'), 'p').value).toHaveProperty('result');
   });
   it('a matrix or a string is AnalysisQueryInvalid', () => {
     expect(() => measuredFromData({ resultType: 'matrix', result: [] }, 'p')).toThrow(/range vector/);
-    expect(() => measuredFromData({ resultType: 'string', result: [1, 'x'] }, 'p')).toThrow(/instant vector or a scalar/);
+    expect(() => measuredFromData({ resultType: 'string', result: [1, 'x'] }, 'p')).toThrow(
+      /instant vector or a scalar/,
+    );
   });
 });
 
 describe('the analysis against a worker configuration', () => {
-  const config = parseAnalysisConfig({ prometheus: { default: { url: 'http://127.0.0.1:1' } }, web: { allowedUrls: ['https://m.example.com/api/'] } });
+  const config = parseAnalysisConfig({
+    prometheus: { default: { url: 'http://127.0.0.1:1' } },
+    web: { allowedUrls: ['https://m.example.com/api/'] },
+  });
   const prom = (server?: string) =>
-    AnalysisSchema.parse({ name: 'x', provider: { prometheus: { query: 'x{app="{{app}}"}', ...(server ? { server } : {}) } }, successCondition: 'result < 1.0' });
+    AnalysisSchema.parse({
+      name: 'x',
+      provider: { prometheus: { query: 'x{app="{{app}}"}', ...(server ? { server } : {}) } },
+      successCondition: 'result < 1.0',
+    });
   const web = (url: string, credentials?: string) =>
-    AnalysisSchema.parse({ name: 'x', provider: { web: { url, ...(credentials ? { credentials } : {}) } }, successCondition: 'result < 1.0' });
+    AnalysisSchema.parse({
+      name: 'x',
+      provider: { web: { url, ...(credentials ? { credentials } : {}) } },
+      successCondition: 'result < 1.0',
+    });
 
   it.each<[string, ReturnType<typeof prom>, RegExp | null]>([
     ['the default server', prom(), null],
@@ -125,7 +184,10 @@ describe('the analysis against a worker configuration', () => {
   });
 
   it('a variable the delivery has no value for is AnalysisConfigInvalid before any request', async () => {
-    const err = await measureOnce({ config, logger: pino({ level: 'silent' }) }, { analysis: prom(), vars: {}, at: 0 }).catch((e: unknown) => e);
+    const err = await measureOnce(
+      { config, logger: pino({ level: 'silent' }) },
+      { analysis: prom(), vars: {}, at: 0 },
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'AnalysisConfigInvalid', nonRetryable: true });
     expect((err as Error).message).toMatch(/no value for \{\{app\}\}/);
   });

@@ -42,7 +42,13 @@ describe('AnalysisSchema', () => {
     const a = AnalysisSchema.parse(example);
     expect(a.provider.prometheus!.server).toBe('default');
     expect(a.timeout).toBe('30s');
-    expect(AnalysisSchema.parse({ name: 'one', provider: { prometheus: { query: 'up' } }, successCondition: 'result == 1.0' })).toMatchObject({
+    expect(
+      AnalysisSchema.parse({
+        name: 'one',
+        provider: { prometheus: { query: 'up' } },
+        successCondition: 'result == 1.0',
+      }),
+    ).toMatchObject({
       count: 1,
       failureLimit: 0,
       inconclusiveLimit: 0,
@@ -56,21 +62,76 @@ describe('AnalysisSchema', () => {
   });
 
   it.each<[string, unknown, string, RegExp]>([
-    ['a condition that does not parse', { ...example, successCondition: 'result <' }, 'successCondition', /not a valid CEL expression/],
-    ['an unknown identifier', { ...example, failureCondition: 'reslt >= 0.2' }, 'failureCondition', /Unknown variable: reslt/],
-    ['a condition that is not boolean', { ...example, successCondition: '1 + 2' }, 'successCondition', /must be a boolean expression/],
+    [
+      'a condition that does not parse',
+      { ...example, successCondition: 'result <' },
+      'successCondition',
+      /not a valid CEL expression/,
+    ],
+    [
+      'an unknown identifier',
+      { ...example, failureCondition: 'reslt >= 0.2' },
+      'failureCondition',
+      /Unknown variable: reslt/,
+    ],
+    [
+      'a condition that is not boolean',
+      { ...example, successCondition: '1 + 2' },
+      'successCondition',
+      /must be a boolean expression/,
+    ],
     ['a type error', { ...example, successCondition: '"a" < 1' }, 'successCondition', /does not type-check/],
-    ['no condition at all', { ...example, successCondition: undefined, failureCondition: undefined }, 'successCondition', /needs a successCondition/],
-    ['an unknown template variable', { ...example, provider: { prometheus: { query: 'x{a="{{apps}}"}' } } }, 'provider.prometheus.query', /unknown template variable \{\{apps\}\}/],
-    ['a stray {{', { ...example, provider: { prometheus: { query: 'x{a="{{app"}' } } }, 'provider.prometheus.query', /not a template variable/],
-    ['an address in the request', { ...example, provider: { prometheus: { query: 'up', address: 'http://p:9090' } } }, 'provider.prometheus', /address/],
-    ['two providers', { ...example, provider: { prometheus: { query: 'up' }, web: { url: 'http://m/x' } } }, 'provider', /exactly one provider/],
+    [
+      'no condition at all',
+      { ...example, successCondition: undefined, failureCondition: undefined },
+      'successCondition',
+      /needs a successCondition/,
+    ],
+    [
+      'an unknown template variable',
+      { ...example, provider: { prometheus: { query: 'x{a="{{apps}}"}' } } },
+      'provider.prometheus.query',
+      /unknown template variable \{\{apps\}\}/,
+    ],
+    [
+      'a stray {{',
+      { ...example, provider: { prometheus: { query: 'x{a="{{app"}' } } },
+      'provider.prometheus.query',
+      /not a template variable/,
+    ],
+    [
+      'an address in the request',
+      { ...example, provider: { prometheus: { query: 'up', address: 'http://p:9090' } } },
+      'provider.prometheus',
+      /address/,
+    ],
+    [
+      'two providers',
+      { ...example, provider: { prometheus: { query: 'up' }, web: { url: 'http://m/x' } } },
+      'provider',
+      /exactly one provider/,
+    ],
     ['no provider', { ...example, provider: {} }, 'provider', /exactly one provider/],
-    ['count > 1 without interval', { ...example, interval: undefined }, 'interval', /required when count is more than 1/],
+    [
+      'count > 1 without interval',
+      { ...example, interval: undefined },
+      'interval',
+      /required when count is more than 1/,
+    ],
     ['an interval of 0s', { ...example, interval: '0s' }, 'interval', /at least 1s/],
     ['an interval of 2h', { ...example, interval: '2h' }, 'interval', /at most 1h/],
-    ['a failureLimit that can never be crossed', { ...example, failureLimit: 5 }, 'failureLimit', /must be less than count \(5\)/],
-    ['an inconclusiveLimit that lets no data pass', { ...example, inconclusiveLimit: 5 }, 'inconclusiveLimit', /without any data would pass/],
+    [
+      'a failureLimit that can never be crossed',
+      { ...example, failureLimit: 5 },
+      'failureLimit',
+      /must be less than count \(5\)/,
+    ],
+    [
+      'an inconclusiveLimit that lets no data pass',
+      { ...example, inconclusiveLimit: 5 },
+      'inconclusiveLimit',
+      /without any data would pass/,
+    ],
     ['a run longer than 24h', { ...example, interval: '1h', count: 26 }, 'count', /at most 24h/],
     ['a negative limit', { ...example, consecutiveErrorLimit: -1 }, 'consecutiveErrorLimit', /0/],
     ['a name that is no label', { ...example, name: 'Error Rate' }, 'name', /RFC 1123/],
@@ -82,25 +143,58 @@ describe('AnalysisSchema', () => {
   });
 
   describe('web provider', () => {
-    const web = (w: Record<string, unknown>) => ({ ...example, provider: { web: { url: 'https://metrics.example.com/api/ratio?app={{app}}', ...w } } });
+    const web = (w: Record<string, unknown>) => ({
+      ...example,
+      provider: { web: { url: 'https://metrics.example.com/api/ratio?app={{app}}', ...w } },
+    });
 
     it('takes a URL, plain headers, a JSONPath and a credentials name', () => {
-      const a = AnalysisSchema.parse(web({ headers: { 'X-Tenant': '{{namespace}}' }, jsonPath: '$.data.ratio', credentials: 'metrics-api' }));
-      expect(a.provider.web).toMatchObject({ method: 'GET', jsonPath: '$.data.ratio', credentials: 'metrics-api' });
+      const a = AnalysisSchema.parse(
+        web({
+          headers: { 'X-Tenant': '{{namespace}}' },
+          jsonPath: '$.data.ratio',
+          credentials: 'metrics-api',
+        }),
+      );
+      expect(a.provider.web).toMatchObject({
+        method: 'GET',
+        jsonPath: '$.data.ratio',
+        credentials: 'metrics-api',
+      });
       expect(AnalysisSchema.parse(web({})).provider.web!.jsonPath).toBe('$');
     });
 
     it.each<[string, Record<string, unknown>, string, RegExp]>([
-      ['a secret header', { headers: { Authorization: 'Bearer x' } }, 'provider.web.headers.Authorization', /secret header/],
+      [
+        'a secret header',
+        { headers: { Authorization: 'Bearer x' } },
+        'provider.web.headers.Authorization',
+        /secret header/,
+      ],
       ['a cookie', { headers: { cookie: 'a=b' } }, 'provider.web.headers.cookie', /secret header/],
-      ['credentials in the URL', { url: 'https://u:p@metrics.example.com/x' }, 'provider.web.url', /must not hold credentials/],
-      ['a token in the query', { url: 'https://metrics.example.com/x?access_token=abc' }, 'provider.web.url', /secret query parameter "access_token"/],
+      [
+        'credentials in the URL',
+        { url: 'https://u:p@metrics.example.com/x' },
+        'provider.web.url',
+        /must not hold credentials/,
+      ],
+      [
+        'a token in the query',
+        { url: 'https://metrics.example.com/x?access_token=abc' },
+        'provider.web.url',
+        /secret query parameter "access_token"/,
+      ],
       ['another scheme', { url: 'file:///etc/passwd' }, 'provider.web.url', /http/],
       ['a relative URL', { url: '/api/x' }, 'provider.web.url', /absolute/],
       ['a JSONPath that does not parse', { jsonPath: '$.data[' }, 'provider.web.jsonPath', /RFC 9535/],
       ['a JSONPath without $', { jsonPath: 'data.ratio' }, 'provider.web.jsonPath', /RFC 9535/],
       ['a body on GET', { body: '{}' }, 'provider.web.body', /needs method POST/],
-      ['an unknown template variable in a header', { headers: { 'X-A': '{{tenant}}' } }, 'provider.web.headers.X-A', /unknown template variable/],
+      [
+        'an unknown template variable in a header',
+        { headers: { 'X-A': '{{tenant}}' } },
+        'provider.web.headers.X-A',
+        /unknown template variable/,
+      ],
     ])('refuses %s', (_, w, field, message) => {
       const got = issues(web(w));
       expect(Object.keys(got)).toContain(field);
@@ -111,12 +205,22 @@ describe('AnalysisSchema', () => {
   it('AnalysesSchema refuses two analyses of one name', () => {
     const r = AnalysesSchema.safeParse([example, example]);
     expect(r.success).toBe(false);
-    expect(r.error!.issues[0]).toMatchObject({ path: [1, 'name'], message: 'duplicate analysis name "error-rate"' });
+    expect(r.error!.issues[0]).toMatchObject({
+      path: [1, 'name'],
+      message: 'duplicate analysis name "error-rate"',
+    });
   });
 });
 
 describe('templates', () => {
-  const vars = { app: 'web', namespace: 'shop', version: 'v2.1', cluster: 'beijing', canary: 'web-canary', stable: 'web' };
+  const vars = {
+    app: 'web',
+    namespace: 'shop',
+    version: 'v2.1',
+    cluster: 'beijing',
+    canary: 'web-canary',
+    stable: 'web',
+  };
 
   it('fills every known variable, with or without spaces in the braces', () => {
     expect(fillTemplate('{{app}}/{{ namespace }}:{{version}}@{{cluster}} {{canary}} {{stable}}', vars)).toBe(
@@ -126,7 +230,9 @@ describe('templates', () => {
   });
 
   it('encodes values for a URL when asked', () => {
-    expect(fillTemplate('http://m/x?v={{version}}', { version: 'sha256:ab+c' }, encodeURIComponent)).toBe('http://m/x?v=sha256%3Aab%2Bc');
+    expect(fillTemplate('http://m/x?v={{version}}', { version: 'sha256:ab+c' }, encodeURIComponent)).toBe(
+      'http://m/x?v=sha256%3Aab%2Bc',
+    );
   });
 
   it('refuses a variable without a value, and values that could break out of a PromQL string', () => {
@@ -159,7 +265,10 @@ describe('templates', () => {
 
 describe('conditions', () => {
   const judgeWith = (success: string | undefined, failure: string | undefined, result: unknown) =>
-    judge({ successCondition: success, failureCondition: failure }, { result, values: Array.isArray(result) ? result : [result] });
+    judge(
+      { successCondition: success, failureCondition: failure },
+      { result, values: Array.isArray(result) ? result : [result] },
+    );
 
   it.each<[string, unknown, boolean]>([
     ['result < 0.05', 0.01, true],
@@ -185,17 +294,28 @@ describe('conditions', () => {
     expect(j.message).toMatch(/^successCondition "result < 0.05" on result \[0.1, 0.2\]: /);
     expect(judgeWith('result.data.ratio < 1.0', undefined, { data: {} }).phase).toBe('Error');
     expect(judgeWith(undefined, 'result', 3).message).toMatch(/gave 3 .* not true or false/);
+    // CEL does not mix a double and an int in arithmetic; the type check cannot see it (result is dyn).
+    expect(judgeWith('result * 100 < 5', undefined, 0.01).phase).toBe('Error');
+    expect(judgeWith('result * 100.0 < 5.0', undefined, 0.01).phase).toBe('Successful');
   });
 
   it('no data is Inconclusive without running a condition', () => {
-    expect(judge({ successCondition: 'result[5] < 1.0' }, { noData: 'the query returned an empty vector' })).toEqual({
+    expect(
+      judge({ successCondition: 'result[5] < 1.0' }, { noData: 'the query returned an empty vector' }),
+    ).toEqual({
       phase: 'Inconclusive',
       message: 'no data: the query returned an empty vector',
     });
   });
 
   it('never runs code: JavaScript is not CEL', () => {
-    for (const js of ['process.exit(1)', 'constructor.constructor("return 1")()', 'result.__proto__ == null', '`${1}`', 'this'])
+    for (const js of [
+      'process.exit(1)',
+      'constructor.constructor("return 1")()',
+      'result.__proto__ == null',
+      '`${1}`',
+      'this',
+    ])
       expect(() => {
         const c = compileCondition(js);
         c({ result: {}, values: [] });
@@ -203,7 +323,14 @@ describe('conditions', () => {
   });
 
   it('refuses a condition past the size limits', () => {
-    expect(issues({ ...example, successCondition: Array.from({ length: 200 }, () => 'result < 1.0').join(' && ') })).toHaveProperty('successCondition');
-    expect(issues({ ...example, successCondition: `${'('.repeat(40)}result < 1.0${')'.repeat(40)}` })).toHaveProperty('successCondition');
+    expect(
+      issues({
+        ...example,
+        successCondition: Array.from({ length: 200 }, () => 'result < 1.0').join(' && '),
+      }),
+    ).toHaveProperty('successCondition');
+    expect(
+      issues({ ...example, successCondition: `${'('.repeat(40)}result < 1.0${')'.repeat(40)}` }),
+    ).toHaveProperty('successCondition');
   });
 });

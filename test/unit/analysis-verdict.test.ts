@@ -42,11 +42,26 @@ describe('analysisVerdict: table', () => {
     ['the second failure crosses it', [S, F, S, F], 'Failed', 'FailureLimitExceeded'],
     ['count reached with failures within the limit', [S, F, S, S, S], 'Successful', 'CountReached'],
     ['count reached with inconclusive ones within the limit', [I, S, I, S, S], 'Successful', 'CountReached'],
-    ['the third inconclusive crosses inconclusiveLimit 2', [I, I, S, I], 'Inconclusive', 'InconclusiveLimitExceeded'],
+    [
+      'the third inconclusive crosses inconclusiveLimit 2',
+      [I, I, S, I],
+      'Inconclusive',
+      'InconclusiveLimitExceeded',
+    ],
     ['errors do not count towards count', [S, E, S, E, S, S], 'Running', 'Measuring'],
-    ['five errors in a row cross consecutiveErrorLimit 4', [S, E, E, E, E, E], 'Error', 'ConsecutiveErrorLimitExceeded'],
+    [
+      'five errors in a row cross consecutiveErrorLimit 4',
+      [S, E, E, E, E, E],
+      'Error',
+      'ConsecutiveErrorLimitExceeded',
+    ],
     ['a measurement between errors resets the run', [E, E, E, E, S, E, E, E, E], 'Running', 'Measuring'],
-    ['the first crossing decides; later ones are not looked at', [F, F, I, I, I], 'Failed', 'FailureLimitExceeded'],
+    [
+      'the first crossing decides; later ones are not looked at',
+      [F, F, I, I, I],
+      'Failed',
+      'FailureLimitExceeded',
+    ],
   ])('%s', (_, phases, phase, reason) => {
     const v = analysisVerdict(limits, ms(...phases));
     expect(v.phase).toBe(phase);
@@ -59,8 +74,12 @@ describe('analysisVerdict: table', () => {
       counts: { count: 3, successful: 1, failed: 2, inconclusive: 0, error: 0, consecutiveErrors: 0 },
       decidedBy: 2,
     });
-    expect(analysisVerdict(limits, ms(E, E, E, E, E)).message).toBe('consecutiveErrors (5) > consecutiveErrorLimit (4)');
-    expect(analysisVerdict({ ...limits, count: 1, failureLimit: 0, inconclusiveLimit: 0 }, ms(S)).message).toMatch(/^count \(1\) reached: 1 successful/);
+    expect(analysisVerdict(limits, ms(E, E, E, E, E)).message).toBe(
+      'consecutiveErrors (5) > consecutiveErrorLimit (4)',
+    );
+    expect(
+      analysisVerdict({ ...limits, count: 1, failureLimit: 0, inconclusiveLimit: 0 }, ms(S)).message,
+    ).toMatch(/^count \(1\) reached: 1 successful/);
   });
 
   it('limits of 0: the first failure, the first inconclusive, the first error decide', () => {
@@ -99,7 +118,10 @@ describe('analysisVerdict: properties', () => {
     fc.assert(
       fc.property(runArb, ([limits, phases]) => {
         const { phase: p, counts: c } = analysisVerdict(limits, ms(...phases));
-        const within = c.failed <= limits.failureLimit && c.inconclusive <= limits.inconclusiveLimit && c.consecutiveErrors <= limits.consecutiveErrorLimit;
+        const within =
+          c.failed <= limits.failureLimit &&
+          c.inconclusive <= limits.inconclusiveLimit &&
+          c.consecutiveErrors <= limits.consecutiveErrorLimit;
         if (p === 'Running') expect(within && c.count < limits.count).toBe(true);
         if (p === 'Successful') expect(within && c.count === limits.count).toBe(true);
         if (p === 'Failed') expect(c.failed).toBe(limits.failureLimit + 1);
@@ -125,7 +147,9 @@ describe('analysisVerdict: properties', () => {
   it('only successful measurements, count of them: Successful', () => {
     fc.assert(
       fc.property(limitsArb, (limits) => {
-        expect(analysisVerdict(limits, ms(...Array<MeasurementPhase>(limits.count).fill(S))).phase).toBe('Successful');
+        expect(analysisVerdict(limits, ms(...Array<MeasurementPhase>(limits.count).fill(S))).phase).toBe(
+          'Successful',
+        );
       }),
     );
   });
@@ -164,13 +188,19 @@ describe('the schedule of measurements', () => {
   });
 
   it('count 1 without interval: now, then an errored measurement is retaken after 10s', () => {
-    const one = AnalysisSchema.parse({ name: 'x', provider: { prometheus: { query: 'up' } }, successCondition: 'result == 1.0' });
+    const one = AnalysisSchema.parse({
+      name: 'x',
+      provider: { prometheus: { query: 'up' } },
+      successCondition: 'result == 1.0',
+    });
     expect(nextMeasurementDelayMs(one, [])).toBe(0);
     expect(nextMeasurementDelayMs(one, ms(E))).toBe(10_000);
   });
 
   it('errorMeasurement records a failed activity with its type', () => {
-    expect(errorMeasurement({ type: 'AnalysisProviderUnreachable', message: 'connection refused' }, 5)).toEqual({
+    expect(
+      errorMeasurement({ type: 'AnalysisProviderUnreachable', message: 'connection refused' }, 5),
+    ).toEqual({
       phase: 'Error',
       at: 5,
       message: 'AnalysisProviderUnreachable: connection refused',
