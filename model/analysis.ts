@@ -140,9 +140,9 @@ const celEnv = new Environment({
   .registerVariable('result', 'dyn')
   .registerVariable('values', 'list<dyn>');
 
-export type Condition = (bindings: { result: unknown; values: unknown[] }) => unknown;
+export type CompiledCondition = (bindings: { result: unknown; values: unknown[] }) => unknown;
 
-const compiled = new Map<string, Condition>();
+const compiled = new Map<string, CompiledCondition>();
 
 export class ConditionError extends Error {
   override name = 'ConditionError';
@@ -155,7 +155,7 @@ const firstLine = (e: unknown) =>
     .trim();
 
 /** Parses and type-checks a condition; throws ConditionError with what is wrong. Cached. */
-export function compileCondition(expr: string): Condition {
+export function compileCondition(expr: string): CompiledCondition {
   const hit = compiled.get(expr);
   if (hit) return hit;
   let program: ReturnType<Environment['parse']>;
@@ -170,7 +170,7 @@ export function compileCondition(expr: string): Condition {
     throw new ConditionError(
       `must be a boolean expression such as "result < 0.05" (this one is of type ${checked.type})`,
     );
-  const fn: Condition = (b) => program(b);
+  const fn: CompiledCondition = (b) => program(b);
   if (compiled.size > 1000) compiled.clear();
   compiled.set(expr, fn);
   return fn;
