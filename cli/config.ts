@@ -172,12 +172,21 @@ function pickRole(src: Sources): Role {
   return asked as Role;
 }
 
+/** A file as the user best recognises it: relative below the working directory, else absolute. */
+const shown = (file: string, cwd: string): string => {
+  const rel = path.relative(cwd, file);
+  return rel && !rel.startsWith('..') ? rel : file;
+};
+
 export function resolveConnection(src: Sources): Connection {
-  const file = loadConfigFile(src);
+  // The file is read only when flags and env leave something open: a CI job that passes both never trips on it.
+  const needFile = !(src.flags.api || src.env.FLOTILLA_API_URL) || !(src.flags.token || src.env.FLOTILLA_TOKEN);
+  const flagUrl = src.flags.api ? checkUrl(src.flags.api, '--api') : undefined;
+  const file = needFile ? loadConfigFile(src) : undefined;
   const fileLabel = file ? file.file.replace(src.home, '~') : '';
   let url: string | undefined;
   let urlFrom = '';
-  if (src.flags.api) [url, urlFrom] = [checkUrl(src.flags.api, '--api'), '--api'];
+  if (flagUrl) [url, urlFrom] = [flagUrl, '--api'];
   else if (src.env.FLOTILLA_API_URL) [url, urlFrom] = [checkUrl(src.env.FLOTILLA_API_URL, 'FLOTILLA_API_URL'), 'FLOTILLA_API_URL'];
   else if (file?.config.api) [url, urlFrom] = [normalUrl(file.config.api), fileLabel];
 
@@ -190,12 +199,12 @@ export function resolveConnection(src: Sources): Connection {
   const role = pickRole(src);
   if (url === undefined || token === undefined) {
     const stack = findStack(src);
-    if (stack && url === undefined) [url, urlFrom] = [stack.url, path.relative(src.cwd, stack.file) || stack.file];
+    if (stack && url === undefined) [url, urlFrom] = [stack.url, shown(stack.file, src.cwd)];
     // The stack's tokens go to the stack's API only, never to a URL someone else named.
     if (stack && token === undefined && url === stack.url) {
       const t = stack.tokens[role] ?? (src.flags.role ? undefined : stack.tokens.sre);
       if (t === undefined) throw new ConfigError(`${stack.file} has no token of role ${role} (it has: ${Object.keys(stack.tokens).join(', ') || 'none'})`);
-      [token, tokenFrom] = [t, `${path.relative(src.cwd, stack.file) || stack.file} (role ${stack.tokens[role] ? role : 'sre'})`];
+      [token, tokenFrom] = [t, `${shown(stack.file, src.cwd)} (role ${stack.tokens[role] ? role : 'sre'})`];
     }
   }
   if (url === undefined) {

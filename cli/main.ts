@@ -14,7 +14,8 @@ const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
-  cwd: process.cwd(),
+  // Under `npm run cli` npm runs us in the package root; paths given are relative to where it was typed.
+  cwd: process.env.npm_lifecycle_event === 'cli' && process.env.INIT_CWD ? process.env.INIT_CWD : process.cwd(),
   home: homedir(),
   cliRoot: path.resolve(import.meta.dirname, '..'),
   readStdin: () => readFileSync(0, 'utf8'),

@@ -145,7 +145,7 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
       '--wait',
       'follow the delivery to its end: exit 0 when Healthy, 2 when Degraded/Aborted/RolledBack',
     ).action(async (flags: { file: string; image?: string; idempotencyKey?: string } & WaitFlags, cmd: Command) => {
-      const { text, source } = readSpec(flags.file, io.readStdin);
+      const { text, source } = readSpec(flags.file, io.cwd, io.readStdin);
       const body = deliveryBody(parseSpec(text, source), { type, source, ...(flags.image ? { image: flags.image } : {}) });
       const { client } = connect(cmd, Need.start);
       const res = await client.request<AcceptedView>('POST', '/v1/deliveries', { body, ...(flags.idempotencyKey ? { idempotencyKey: flags.idempotencyKey } : {}) });

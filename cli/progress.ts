@@ -130,6 +130,8 @@ export interface FrameOptions {
 
 /** The styled head of a line, and a plain tail cut to what is left of the columns. */
 function fit(head: string, tail: string, columns: number): string {
+  const plain = stripVTControlCharacters(head).trimEnd();
+  if (plain.length >= columns) return `${plain.slice(0, columns - 2)}…`; // too narrow for colour and all
   const room = columns - 1 - stripVTControlCharacters(head).length;
   if (!tail || room <= 0) return head.trimEnd();
   return head + (tail.length > room ? `${tail.slice(0, Math.max(0, room - 1))}…` : tail);

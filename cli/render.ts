@@ -17,7 +17,7 @@ const shortTime = (iso: string | undefined): string => (iso ? iso.replace('T', '
 export function statusText(s: StatusView, style: Style = plainStyle): string[] {
   const out = [header(s), `phase:    ${s.phase}${s.message ? `: ${s.message}` : ''}`];
   if (s.digest) out.push(`digest:   ${s.digest}`);
-  out.push(`started:  ${shortTime(s.startedAt)}${s.finishedAt ? `   finished: ${shortTime(s.finishedAt)}` : ''}`);
+  if (s.startedAt) out.push(`started:  ${shortTime(s.startedAt)}${s.finishedAt ? `   finished: ${shortTime(s.finishedAt)}` : ''}`);
   if (s.steps?.length) out.push(`steps:    ${s.steps.join(' -> ')}`);
   const waves = s.waves?.length ? s.waves : [Object.keys(s.clusters ?? {})];
   waves.forEach((names, i) => {

@@ -6,6 +6,7 @@
  * checked here (`type` against the command, `--image` into `app.image`).
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 
 export class SpecError extends Error {
@@ -33,10 +34,10 @@ export function parseSpec(text: string, source: string): Record<string, unknown>
   return value as Record<string, unknown>;
 }
 
-export function readSpec(file: string, readStdin: () => string): { text: string; source: string } {
+export function readSpec(file: string, cwd: string, readStdin: () => string): { text: string; source: string } {
   if (file === '-') return { text: readStdin(), source: '(stdin)' };
   try {
-    return { text: readFileSync(file, 'utf8'), source: file };
+    return { text: readFileSync(path.resolve(cwd, file), 'utf8'), source: file };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new SpecError(`${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);

@@ -85,7 +85,8 @@ export async function* watchDelivery(client: ApiClient, id: string, opts: WatchO
       if (!transient(e)) throw e;
       awaySince ??= Date.now();
       if (Date.now() - awaySince > patience) throw e;
-      if (Date.now() - awaySince < pollMs * 1.5) note(`note: ${(e as Error).message}; trying again for up to ${Math.round(patience / 1000)}s`);
+      const err = e as ApiError;
+      if (Date.now() - awaySince < pollMs * 1.5) note(`note: ${err.status ? `the API answered ${err.status} ${err.code}: ` : ''}${err.message}; trying again for up to ${Math.round(patience / 1000)}s`);
       continue;
     }
     awaySince = undefined;
