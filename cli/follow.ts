@@ -9,7 +9,6 @@
  * gives it, to stdout.
  */
 import { styleText } from 'node:util';
-import { createLogUpdate } from 'log-update';
 import type { ApiClient } from './client.ts';
 import { changeLines, finalLines, formatElapsed, frame, outcome, plainStyle, stamp, type Style, type WaitGoal } from './progress.ts';
 import { ExitCode, type StatusView } from './types.ts';
@@ -45,7 +44,8 @@ export async function follow(client: ApiClient, id: string, io: { stdout: Out; s
   const timeout = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
   const signals = [opts.signal, timeout].filter((s): s is AbortSignal => s !== undefined);
   const signal = signals.length ? AbortSignal.any(signals) : undefined;
-  const live = tty ? createLogUpdate(progressOut as NodeJS.WriteStream) : undefined;
+  // Loaded only for a terminal: a CI run does not pay for it.
+  const live = tty ? (await import('log-update')).createLogUpdate(progressOut as NodeJS.WriteStream) : undefined;
   let last: StatusView | undefined = opts.initial;
   const draw = () => last && live?.(frame(last, { elapsedMs: Date.now() - t0, columns: progressOut.columns ?? 100, style }));
   const tick = live ? setInterval(draw, 1000) : undefined;

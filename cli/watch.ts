@@ -17,7 +17,6 @@
  * answers 502/503/504) is tried again for up to a minute before giving up.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { ApiError, fromAnswer, type ApiClient } from './client.ts';
 import { isStatus, isTerminal, type StatusView } from './types.ts';
 
@@ -141,6 +140,7 @@ async function* eventStream(client: ApiClient, id: string, opts: WatchOptions): 
         continue;
       }
       failures = 0;
+      const { EventSourceParserStream } = await import('eventsource-parser/stream');
       const events = res
         .body!.pipeThrough(new TextDecoderStream())
         .pipeThrough(new EventSourceParserStream({ onRetry: (ms) => (retryMs = ms) }));
