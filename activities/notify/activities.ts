@@ -3,7 +3,7 @@
  * signed (sign.ts), in the sink's format. Temporal retries it (see
  * notifyActivityOptions); the activity never retries by hand.
  *
- * Failures are typed:
+ * Failures are typed (options.ts):
  *  - NotificationFailed (retryable): a connection error or timeout, 5xx, 408
  *    or 429 (whose Retry-After becomes the next retry's delay);
  *  - NotificationRejected (non-retryable): any other answer (4xx, a
@@ -17,34 +17,13 @@
  * event twice).
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, type ActivityOptions } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import { describeSink, resolveSecret, sinkUrl, subscribed, type NotifyConfig, type Sink } from './config.ts';
+import { NotifyFailure } from './options.ts';
 import { FlotillaEventSchema, type FlotillaEvent, type FlotillaEventInput } from './events.ts';
 import { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signatureHeader } from './sign.ts';
 import { slackBody } from './slack.ts';
-
-export const NotifyFailure = {
-  failed: 'NotificationFailed',
-  rejected: 'NotificationRejected',
-  invalid: 'InvalidNotification',
-} as const;
-
-/**
- * Proxy options for the notify activity, for the workflow that sends events:
- * retries with backoff for up to an hour on NotificationFailed, none on the
- * non-retryable types.
- */
-export const notifyActivityOptions: ActivityOptions = {
-  startToCloseTimeout: '2m',
-  scheduleToCloseTimeout: '1h',
-  retry: {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '2m',
-    nonRetryableErrorTypes: [NotifyFailure.rejected, NotifyFailure.invalid],
-  },
-};
 
 export interface NotifyInput {
   event: FlotillaEventInput;
