@@ -15,12 +15,22 @@ import { applyStep } from './steps/apply.ts';
 import { pruneStep } from './steps/prune.ts';
 import { waitStep } from './steps/wait.ts';
 
+/** A step each cluster of the wave goes through on its own. */
+export type ClusterStepModule = (x: RunContext, cluster: string, step: PlanStep) => Promise<void>;
+/**
+ * A step that runs once for its wave (a gate, an analysis, a replication) once every cluster of the wave
+ * has reached it; `clusters` are those still in the running. A failure fails each of them at this step, so
+ * the delivery's onFailure applies and a retry runs the step again.
+ */
+export type WaveStepModule = (x: RunContext, wave: number, clusters: string[], step: PlanStep) => Promise<void>;
+
 /** One module per step kind. */
-const clusterSteps: Record<StepKind, (x: RunContext, cluster: string) => Promise<void>> = {
+const clusterSteps: Partial<Record<StepKind, ClusterStepModule>> = {
   apply: applyStep,
   wait: waitStep,
   prune: pruneStep,
 };
+const waveSteps: Partial<Record<StepKind, WaveStepModule>> = {};
 
 /** How a run ended, before the delivery concludes it (outside the cancellable scope). */
 export type Outcome =
@@ -48,7 +58,11 @@ export class Interpreter {
     const { state } = this.#x;
     const clusters = this.#x.plan().waves[wave]!.clusters;
     for (const seg of segmentsOf(steps)) {
-      if (seg.scope === 'wave') throw new Error(`wave step ${steps[seg.at]!.kind} has no module yet`);
+      if (seg.scope === 'wave') {
+        await this.#runWave(steps[seg.at]!, wave, clusters, seg.at);
+        if (state.failedIn(clusters).length > 0) return;
+        continue;
+      }
       const todo = clusters.filter((n) => {
         const c = state.cluster(n);
         return c.phase !== 'Skipped' && c.phase !== 'Failed' && c.phase !== 'Unreachable' && c.step < seg.to;
@@ -59,13 +73,36 @@ export class Interpreter {
     }
   }
 
+  async #runWave(step: PlanStep, wave: number, clusters: readonly string[], at: number): Promise<void> {
+    const { state } = this.#x;
+    const todo = clusters.filter((n) => {
+      const c = state.cluster(n);
+      return c.phase !== 'Skipped' && c.phase !== 'Failed' && c.phase !== 'Unreachable' && c.step <= at;
+    });
+    if (todo.length === 0) return;
+    const module = waveSteps[step.kind];
+    if (!module) throw new Error(`wave step ${step.kind} has no module`);
+    try {
+      await module(this.#x, wave, todo, step);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const f = summarizeFailure(err);
+      for (const n of todo) state.setCluster(n, f.unreachable ? 'Unreachable' : 'Failed', f.message, { failureType: f.type });
+      return;
+    }
+    for (const n of todo) state.cluster(n).step = at + 1;
+    state.refreshStep();
+  }
+
   async #runCluster(steps: readonly PlanStep[], cluster: string, from: number, to: number): Promise<void> {
     const { state } = this.#x;
     const cs = state.cluster(cluster);
     cs.attempts += 1;
     for (let i = Math.max(cs.step, from); i < to; i++) {
+      const module = clusterSteps[steps[i]!.kind];
+      if (!module) throw new Error(`cluster step ${steps[i]!.kind} has no module`);
       try {
-        await clusterSteps[steps[i]!.kind](this.#x, cluster);
+        await module(this.#x, cluster, steps[i]!);
       } catch (err) {
         if (isCancellation(err)) throw err;
         const f = summarizeFailure(err);
