@@ -360,16 +360,18 @@ const checkTotal = (total: number) => {
 /**
  * The replica-ratio router's split of `total` replicas at `weight` % canary:
  * canary = ceil(total*w/100) for 0 < w < 100 (at least 1), stable = total - canary but never
- * below 1 while w < 100 (so then stable + canary may exceed total by one: a 1-replica
- * application runs 1 + 1 during its canary). 0 % is all stable, 100 % all canary.
+ * below 1 while w < 100: the canary is capped at total - 1 then (10 replicas at 99 %: 1 + 9),
+ * so stable + canary = total, except a 1-replica application, which runs 1 + 1 during its
+ * canary. 0 % is all stable, 100 % all canary.
  */
 export function replicaSplit(total: number, weight: number): { stable: number; canary: number } {
   checkTotal(total);
   checkWeight(weight);
   if (weight === 0 || total === 0) return { stable: total, canary: 0 };
   if (weight === 100) return { stable: 0, canary: total };
-  const canary = Math.max(1, Math.ceil((total * weight) / 100));
-  return { stable: Math.max(1, total - canary), canary };
+  if (total === 1) return { stable: 1, canary: 1 };
+  const canary = Math.min(total - 1, Math.max(1, Math.ceil((total * weight) / 100)));
+  return { stable: total - canary, canary };
 }
 
 /** `setCanaryScale`, as Argo Rollouts has it: a count, a percentage of the total, or back to the traffic weight. */
