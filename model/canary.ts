@@ -271,7 +271,7 @@ export function canaryObjects(target: CanaryTarget, newObjects: readonly KubeObj
   if ('nginx' in routing) {
     const ingress = existing.find((o) => o.kind === 'Ingress' && o.metadata.name === routing.nginx.ingress && (o.metadata.namespace ?? target.namespace) === target.namespace);
     if (!ingress) return new PlanError(`no Ingress ${routing.nginx.ingress} in namespace ${target.namespace}`, ['trafficRouting', 'nginx', 'ingress']);
-    const canary = canaryIngress(ingress, target);
+    const canary = canaryIngress(ingress, target, next);
     if (canary instanceof PlanError) return canary;
     out.push(canary);
   }
@@ -298,8 +298,11 @@ export function ingressBackends(spec: IngressSpec): IngressBackend[] {
 
 export const canaryIngressName = (ingress: string) => `${ingress}-canary`;
 
-/** The NGINX canary Ingress: the named Ingress, its backends on the user's Service pointed at the canary Service, weight 0. */
-export function canaryIngress(ingress: KubeObject, target: CanaryTarget): KubeObject | PlanError {
+/**
+ * The NGINX canary Ingress: the named Ingress, its backends on the user's Service pointed at
+ * the canary Service, weight 0, owned (labels and annotations) like the Deployment `owner`.
+ */
+export function canaryIngress(ingress: KubeObject, target: CanaryTarget, owner: KubeObject): KubeObject | PlanError {
   const spec = clone(specOf<IngressSpec>(ingress));
   const backends = ingressBackends(spec).filter((b) => b.service?.name === target.service || b.service?.name === target.stableService);
   if (backends.length === 0) return new PlanError(`Ingress ${ingress.metadata.name} has no backend on Service ${target.service}`, ['trafficRouting', 'nginx', 'ingress']);
@@ -308,12 +311,13 @@ export function canaryIngress(ingress: KubeObject, target: CanaryTarget): KubeOb
   if (spec.rules) spec.rules = spec.rules.filter((r) => (r.http?.paths ?? []).some((p) => p.backend.service?.name === target.canaryService));
   if (spec.defaultBackend && spec.defaultBackend.service?.name !== target.canaryService) delete spec.defaultBackend;
   delete spec.tls; // the main Ingress terminates TLS for the host
+  const owned = ownedMeta(owner, canaryIngressName(ingress.metadata.name), target);
   const meta: KubeObject['metadata'] = {
-    name: canaryIngressName(ingress.metadata.name),
-    namespace: target.namespace,
-    labels: { ...(ingress.metadata.labels ?? {}), [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_CANARY_OF]: target.deployment },
+    ...owned,
+    labels: { ...(ingress.metadata.labels ?? {}), ...owned.labels },
     annotations: {
       ...Object.fromEntries(Object.entries(ingress.metadata.annotations ?? {}).filter(([k]) => k !== ANNOTATION_ROUTING_ORIGINAL && !k.startsWith('kubectl.kubernetes.io/'))),
+      ...owned.annotations,
       [NGINX_CANARY]: 'true',
       [NGINX_CANARY_WEIGHT]: '0',
     },

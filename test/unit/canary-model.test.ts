@@ -166,6 +166,7 @@ describe('canaryObjects', () => {
       annotations: { 'nginx.ingress.kubernetes.io/rewrite-target': '/', [NGINX_CANARY]: 'true', [NGINX_CANARY_WEIGHT]: '0' },
       labels: { [LABEL_CANARY_OF]: 'web', [LABEL_MANAGED_BY]: 'flotilla' },
     });
+    expect(ing.metadata.annotations).toMatchObject({ [ANNOTATION_APP]: 'shop/web' }); // owned like the app, so removeCanary may delete it
     expect(ing.spec).toEqual({
       rules: [{ host: 'web.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web-canary', port: { number: 80 } } } }] } }],
     });
