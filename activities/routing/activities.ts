@@ -81,6 +81,7 @@ export async function setTrafficWeight(c: ClusterClients, input: SetTrafficWeigh
     for (const svc of [target.stableService, target.canaryService]) await mustRead(c, serviceRef(ns, svc), 'it is one of the canary objects (canaryObjects)');
   }
   const router = routerFor(c, input.owner, target, input.routing);
+  await router.check(); // before any replica moves
   const timeoutMs = input.timeoutMs ?? DEFAULT_SIDE_TIMEOUT_MS;
   const sides = [
     { name: target.canaryDeployment, now: sideOf(target.canaryDeployment, canaryNow).replicas, want: want.canary },

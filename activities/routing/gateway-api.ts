@@ -33,14 +33,21 @@ export function gatewayApiRouter(ctx: RouterContext, httpRoute: string): Router 
   const isService = (b: BackendRef, name: string) =>
     b.name === name && (b.kind ?? 'Service') === 'Service' && (b.group ?? '') === '' && (b.namespace ?? target.namespace) === target.namespace;
   const read = () => mustRead(c, ref, 'the canary step names it in trafficRouting.gatewayAPI.httpRoute');
+  const originalOf = (route: KubeObject): Original => {
+    const original = savedOriginal<Original>(route) ?? { rules: rulesOf(route).map((r) => r.backendRefs ?? null) };
+    if (!original.rules.some((refs) => refs?.some((b) => isService(b, target.service))))
+      throw invalid(c, ref, `has no backendRef on Service ${target.service}: nothing to split`);
+    return original;
+  };
 
   return {
     kind: RouterKind.gatewayAPI,
+    async check() {
+      originalOf(await read());
+    },
     async set(weight) {
       const route = await read();
-      const original = savedOriginal<Original>(route) ?? { rules: rulesOf(route).map((r) => r.backendRefs ?? null) };
-      if (!original.rules.some((refs) => refs?.some((b) => isService(b, target.service))))
-        throw invalid(c, ref, `has no backendRef on Service ${target.service}: nothing to split`);
+      const original = originalOf(route);
       await writeBack(c, route, (o) => {
         saveOriginal(o, original);
         const rules = rulesOf(o);

@@ -40,21 +40,28 @@ export function istioRouter(ctx: RouterContext, virtualService: string, routes?:
   const chosen = (r: HttpRoute, original: Destination[] | null) =>
     routes ? r.name !== undefined && routes.includes(r.name) : (original ?? []).some((d) => onService(d, target.service));
   const read = () => mustRead(c, ref, 'the canary step names it in trafficRouting.istio.virtualService');
+  const originalOf = (vs: KubeObject): Original => {
+    const http = httpOf(vs);
+    const original = savedOriginal<Original>(vs) ?? { http: http.map((r) => r.route ?? null) };
+    if (routes) {
+      const missing = routes.filter((n) => !http.some((r) => r.name === n));
+      if (missing.length) throw invalid(c, ref, `has no http route named ${missing.join(', ')} (has: ${http.map((r) => r.name ?? '(unnamed)').join(', ')})`);
+      const off = http.filter((r, i) => r.name && routes.includes(r.name) && !(original.http[i] ?? []).some((d) => onService(d, target.service)));
+      if (off.length) throw invalid(c, ref, `http route ${off.map((r) => r.name).join(', ')} has no destination on Service ${target.service}`);
+    } else if (!http.some((r, i) => chosen(r, original.http[i] ?? null))) {
+      throw invalid(c, ref, `has no http route with a destination on Service ${target.service}: nothing to split`);
+    }
+    return original;
+  };
 
   return {
     kind: RouterKind.istio,
+    async check() {
+      originalOf(await read());
+    },
     async set(weight) {
       const vs = await read();
-      const http = httpOf(vs);
-      const original = savedOriginal<Original>(vs) ?? { http: http.map((r) => r.route ?? null) };
-      if (routes) {
-        const missing = routes.filter((n) => !http.some((r) => r.name === n));
-        if (missing.length) throw invalid(c, ref, `has no http route named ${missing.join(', ')} (has: ${http.map((r) => r.name ?? '(unnamed)').join(', ')})`);
-        const off = http.filter((r, i) => r.name && routes.includes(r.name) && !(original.http[i] ?? []).some((d) => onService(d, target.service)));
-        if (off.length) throw invalid(c, ref, `http route ${off.map((r) => r.name).join(', ')} has no destination on Service ${target.service}`);
-      } else if (!http.some((r, i) => chosen(r, original.http[i] ?? null))) {
-        throw invalid(c, ref, `has no http route with a destination on Service ${target.service}: nothing to split`);
-      }
+      const original = originalOf(vs);
       await writeBack(c, vs, (o) => {
         saveOriginal(o, original);
         httpOf(o).forEach((r, i) => {

@@ -28,6 +28,12 @@ export function nginxRouter(ctx: RouterContext, ingress: string): Router {
 
   return {
     kind: RouterKind.nginx,
+    async check() {
+      const main = await readMain();
+      if (!savedOriginal(main) && !backendsOf(main).some((b) => b.service?.name === target.service))
+        throw invalid(c, mainRef, `has no backend on Service ${target.service}: nothing to split`);
+      await readCanary();
+    },
     async set(weight) {
       const main = await readMain();
       // No canary Ingress is 0 % by definition (what remove() leaves while it reverts).

@@ -14,6 +14,7 @@ export function replicaRatioRouter(ctx: RouterContext): Router {
   const { clients: c, target } = ctx;
   return {
     kind: RouterKind.replicaRatio,
+    async check() {},
     async set() {},
     async read() {
       const stable = sideOf(target.deployment, await readObject(c, deploymentRef(target.namespace, target.deployment)));

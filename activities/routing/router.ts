@@ -17,6 +17,8 @@ export interface RouterContext {
 
 export interface Router {
   readonly kind: RouterKind;
+  /** Refuses (NotFound, InvalidManifest) a route that does not exist or has nothing to split; changes nothing. */
+  check(): Promise<void>;
   /** Sends `weight` % of the traffic to the canary (what the API server holds after it). Idempotent. */
   set(weight: number): Promise<void>;
   /** The weights as the API server holds them ([] when the route is not split). */
