@@ -18,6 +18,7 @@ import { applyObjects, captureObjects, checkObjects, pruneObjects, restoreObject
 import { readVersion, recordVersion } from './kubernetes/versions.ts';
 import { readWorkloads, waitReady } from './kubernetes/wait.ts';
 import type { ClusterActivities } from './types.ts';
+import { createRoutingActivities } from './routing/activities.ts';
 
 export type { ClusterActivities, HubActivities } from './types.ts';
 export { createHubActivities } from './hub.ts';
@@ -94,5 +95,6 @@ export function createClusterActivities(deps: ClusterActivityDeps): ClusterActiv
     pruneObjects: (input) => run(input, 'pruneObjects', (log) => pruneObjects(clients, input, log)),
     recordVersion: (input) => run(input, 'recordVersion', (log) => recordVersion(clients, input, log)),
     readVersion: (input) => run(input, 'readVersion', () => readVersion(clients, input)),
+    ...createRoutingActivities(clients, run),
   };
 }

@@ -166,3 +166,10 @@ export interface HubActivities {
    */
   prepareDelivery(input: PrepareInput): Promise<PreparedDelivery>;
 }
+
+/**
+ * The cluster activities with the traffic routers' (activities/routing/: setTrafficWeight,
+ * readTrafficWeight, removeCanary), which every cluster worker registers. Kept apart from
+ * ClusterActivities until the workflow test harness mocks them too; then fold them in.
+ */
+export type CanaryClusterActivities = ClusterActivities & import('./routing/types.ts').RoutingActivities;
