@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { dnsLabel, durationString } from './names.ts';
 import { AppSpecSchema, type AppSpec } from './app.ts';
 import type { ObjectRef } from './objects.ts';
+import { BlueGreenSchema, CanarySchema, type GateStatus } from './strategy.ts';
 
 /**
  * How long new pods may show a problem that can fix itself before the rollout
@@ -25,7 +26,8 @@ export type OnFailure = (typeof OnFailure)[keyof typeof OnFailure];
 
 export const DeployRequestSchema = z
   .object({
-    type: z.literal('deploy'),
+    /** deploy: every wave applies and waits; canary: every wave runs `canary.steps` on a canary beside the stable version. */
+    type: z.enum(['deploy', 'canary', 'blueGreen']),
     app: AppSpecSchema,
     /** Clusters in groups that change together; default: one wave of every placed cluster. */
     waves: z.array(z.array(dnsLabel).min(1)).min(1).optional(),
@@ -40,12 +42,21 @@ export const DeployRequestSchema = z
      * (role sre only). Without it such an object is never overwritten: the delivery is refused.
      */
     adopt: z.boolean().default(false),
+    /** The canary's steps, Deployment and Service (type canary only). */
+    canary: CanarySchema.optional(),
+    /** The blue-green's Deployment, Services, promotion and analyses (type blueGreen only; all optional). */
+    blueGreen: BlueGreenSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.type === 'canary' && !r.canary) ctx.addIssue({ code: 'custom', path: ['canary'], message: 'a canary delivery needs canary.steps' });
+    if (r.type !== 'canary' && r.canary) ctx.addIssue({ code: 'custom', path: ['canary'], message: `is for type canary (this delivery is ${r.type})` });
+    if (r.type !== 'blueGreen' && r.blueGreen) ctx.addIssue({ code: 'custom', path: ['blueGreen'], message: `is for type blueGreen (this delivery is ${r.type})` });
+  });
 export type DeployRequest = z.infer<typeof DeployRequestSchema>;
 export type DeployRequestInput = z.input<typeof DeployRequestSchema>;
 
-export const DeliveryRequestSchema = z.discriminatedUnion('type', [DeployRequestSchema]);
+export const DeliveryRequestSchema = DeployRequestSchema;
 export type DeliveryRequest = z.infer<typeof DeliveryRequestSchema>;
 
 export const Phase = {
@@ -118,18 +129,29 @@ export interface ClusterStatus {
   observed?: ObservedWorkload;
   /** The objects this delivery applies there (its bundle for that cluster). */
   objects?: ObjectRef[];
+  /** A canary's traffic weight on the new version there, as last set and read back. */
+  weight?: number;
 }
 
-export const Action = { retry: 'retry', skip: 'skip', rollback: 'rollback', abort: 'abort' } as const;
+export const Action = { retry: 'retry', skip: 'skip', rollback: 'rollback', abort: 'abort', approve: 'approve', reject: 'reject', promote: 'promote' } as const;
 export type Action = (typeof Action)[keyof typeof Action];
 
 export const ActionRequestSchema = z
   .object({
-    action: z.enum(['retry', 'skip', 'rollback', 'abort']),
+    action: z.enum(['retry', 'skip', 'rollback', 'abort', 'approve', 'reject', 'promote']),
     cluster: dnsLabel.optional(),
+    /** approve, reject: the gate decided. */
+    gate: dnsLabel.optional(),
+    /** promote: skip the remaining canary steps of every wave (not only the pause it ends). */
+    full: z.boolean().optional(),
     comment: z.string().max(2000).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((a, ctx) => {
+    if ((a.action === 'approve' || a.action === 'reject') && !a.gate) ctx.addIssue({ code: 'custom', path: ['gate'], message: `${a.action} needs the gate's name` });
+    if (a.gate && a.action !== 'approve' && a.action !== 'reject') ctx.addIssue({ code: 'custom', path: ['gate'], message: 'is for approve and reject' });
+    if (a.full !== undefined && a.action !== 'promote') ctx.addIssue({ code: 'custom', path: ['full'], message: 'is for promote' });
+  });
 export type ActionRequest = z.infer<typeof ActionRequestSchema>;
 
 export interface AuditEntry {
@@ -137,6 +159,7 @@ export interface AuditEntry {
   who: string;
   action: string;
   cluster?: string;
+  gate?: string;
   comment?: string;
 }
 
@@ -165,6 +188,8 @@ export interface DeliveryStatus {
   /** Index into `steps` of the step the current wave is at: the lowest of its clusters'. */
   currentStep: number;
   clusters: Record<string, ClusterStatus>;
+  /** A canary's gates: the one a wave waits at, with its deadline and who approved so far, and those closed. */
+  gates?: GateStatus[];
   audit: AuditEntry[];
   startedAt: string;
   finishedAt?: string;

@@ -12,3 +12,5 @@ export * from './rollback.ts';
 export * from './source.ts';
 export * from './bundle.ts';
 export * from './canary.ts';
+export * from './analysis.ts';
+export * from './strategy.ts';

@@ -7,6 +7,8 @@
  */
 import type { ClusterInfo } from './inventory.ts';
 import type { DeployRequest } from './delivery.ts';
+import type { Analysis } from './analysis.ts';
+import { BlueGreenSchema, type Approval, type BlueGreen, type Canary } from './strategy.ts';
 import { durationMs } from './names.ts';
 import { inlineApp } from './app.ts';
 import { customizeForCluster, imagesIn, mainImage, markBundle, pinBundle, planBundleReplicas, REPLICATED_KINDS, toPrune, type ReplicaPlan } from './bundle.ts';
@@ -21,14 +23,122 @@ export const StepKind = {
   wait: 'wait',
   /** Delete what an earlier delivery of the application left there and this one no longer has. */
   prune: 'prune',
+  /** A canary's start: everything but the canaried Deployment applied, the canary objects added at weight 0. */
+  canary: 'canary',
+  setWeight: 'setWeight',
+  setCanaryScale: 'setCanaryScale',
+  /** Waits a duration, or for `promote`. */
+  pause: 'pause',
+  /** A gate: waits for its quorum of approvals, a rejection, or its deadline. */
+  approval: 'approval',
+  analysis: 'analysis',
+  /** The new version becomes the stable one (full replicas, ready), then the canary objects go. */
+  promote: 'promote',
+  /** Waits after a promoted wave before the next one starts. */
+  bake: 'bake',
+  /** Blue-green: the new version beside the old as a preview (its own Service), waited ready. */
+  preview: 'preview',
+  /** Blue-green: the active Service switched to the preview's pods. */
+  switch: 'switch',
+  /** Blue-green: after scaleDownDelay, the Deployment itself runs the new version, the active Service back on it, the preview gone. */
+  finish: 'finish',
 } as const;
 export type StepKind = (typeof StepKind)[keyof typeof StepKind];
 
-export type PlanStep = { kind: typeof StepKind.apply } | { kind: typeof StepKind.wait } | { kind: typeof StepKind.prune };
+export type PlanStep =
+  | { kind: typeof StepKind.apply }
+  | { kind: typeof StepKind.wait }
+  | { kind: typeof StepKind.prune }
+  | { kind: typeof StepKind.canary }
+  | { kind: typeof StepKind.setWeight; weight: number }
+  | { kind: typeof StepKind.setCanaryScale; replicas?: number; weight?: number; matchTrafficWeight?: true }
+  | { kind: typeof StepKind.pause; durationMs?: number }
+  | { kind: typeof StepKind.approval; approval: Approval }
+  | { kind: typeof StepKind.analysis; analyses: Analysis[] }
+  | { kind: typeof StepKind.promote }
+  | { kind: typeof StepKind.bake; durationMs: number }
+  | { kind: typeof StepKind.preview }
+  | { kind: typeof StepKind.switch }
+  | { kind: typeof StepKind.finish; scaleDownDelayMs: number };
 
 export type StepScope = 'cluster' | 'wave';
-const scopes: Record<StepKind, StepScope> = { apply: 'cluster', wait: 'cluster', prune: 'cluster' };
+const scopes: Record<StepKind, StepScope> = {
+  apply: 'cluster',
+  wait: 'cluster',
+  prune: 'cluster',
+  canary: 'cluster',
+  setWeight: 'cluster',
+  setCanaryScale: 'cluster',
+  pause: 'wave',
+  approval: 'wave',
+  analysis: 'wave',
+  promote: 'cluster',
+  bake: 'wave',
+  preview: 'cluster',
+  switch: 'cluster',
+  finish: 'cluster',
+};
 export const scopeOf = (s: PlanStep): StepScope => scopes[s.kind];
+
+/** How the status names a step: its kind and what sets it apart (`setWeight 20`, `approval prod`, `pause 30s`). */
+export function stepLabel(s: PlanStep): string {
+  switch (s.kind) {
+    case 'setWeight':
+      return `setWeight ${s.weight}`;
+    case 'setCanaryScale':
+      return `setCanaryScale ${s.replicas !== undefined ? `${s.replicas} replicas` : s.weight !== undefined ? `${s.weight}%` : 'matchTrafficWeight'}`;
+    case 'pause':
+      return s.durationMs === undefined ? 'pause' : `pause ${s.durationMs / 1000}s`;
+    case 'approval':
+      return `approval ${s.approval.name}`;
+    case 'analysis':
+      return `analysis ${s.analyses.map((a) => a.name).join('+')}`;
+    case 'bake':
+      return `bake ${s.durationMs / 1000}s`;
+    case 'finish':
+      return `finish after ${s.scaleDownDelayMs / 1000}s`;
+    default:
+      return s.kind;
+  }
+}
+
+/**
+ * A canary's steps in every wave: the canary beside the stable version, the user's steps, the promotion,
+ * the pruning, and a bake before the next wave when asked.
+ */
+export function canarySteps(c: Canary): PlanStep[] {
+  const out: PlanStep[] = [{ kind: StepKind.canary }];
+  for (const s of c.steps) {
+    if (s.setWeight !== undefined) out.push({ kind: StepKind.setWeight, weight: s.setWeight });
+    else if (s.pause) out.push({ kind: StepKind.pause, ...(s.pause.duration ? { durationMs: durationMs(s.pause.duration) } : {}) });
+    else if (s.approval) out.push({ kind: StepKind.approval, approval: s.approval });
+    else if (s.analysis) out.push({ kind: StepKind.analysis, analyses: s.analysis });
+    else if (s.setCanaryScale) out.push({ kind: StepKind.setCanaryScale, ...s.setCanaryScale });
+  }
+  out.push({ kind: StepKind.promote }, { kind: StepKind.prune });
+  if (c.bake) out.push({ kind: StepKind.bake, durationMs: durationMs(c.bake) });
+  return out;
+}
+
+/**
+ * A blue-green's steps in every wave: the preview beside the active version, the pre-promotion analysis, the
+ * wait for promotion (a gate, a delay, or `promote`), the switch, the post-promotion analysis, and the finish.
+ */
+export function blueGreenSteps(b: BlueGreen): PlanStep[] {
+  const out: PlanStep[] = [{ kind: StepKind.preview }];
+  if (b.prePromotionAnalysis) out.push({ kind: StepKind.analysis, analyses: b.prePromotionAnalysis });
+  if (b.approval) out.push({ kind: StepKind.approval, approval: b.approval });
+  if (!b.autoPromotion) out.push({ kind: StepKind.pause });
+  else if (b.autoPromotionSeconds) out.push({ kind: StepKind.pause, durationMs: b.autoPromotionSeconds * 1000 });
+  out.push({ kind: StepKind.switch });
+  if (b.postPromotionAnalysis) out.push({ kind: StepKind.analysis, analyses: b.postPromotionAnalysis });
+  out.push({ kind: StepKind.finish, scaleDownDelayMs: durationMs(b.scaleDownDelay) }, { kind: StepKind.prune });
+  return out;
+}
+
+/** The steps of every wave of a request. */
+export const stepsFor = (request: Pick<DeployRequest, 'type' | 'canary' | 'blueGreen'>): PlanStep[] =>
+  request.type === 'canary' && request.canary ? canarySteps(request.canary) : request.type === 'blueGreen' ? blueGreenSteps(request.blueGreen ?? BlueGreenSchema.parse({})) : deploySteps();
 
 export interface PlanWave {
   clusters: string[];
@@ -113,7 +223,7 @@ export function prepareDeploy(request: DeployRequest, fleet: readonly ClusterInf
       prune: toPrune(previous[t.cluster], objects),
     };
   }
-  return { digests, waves: plan.waves.map((clusters) => ({ clusters, steps: deploySteps() })), clusters };
+  return { digests, waves: plan.waves.map((clusters) => ({ clusters, steps: stepsFor(request) })), clusters };
 }
 
 /**
@@ -153,7 +263,7 @@ export function prepareBundle(
       prune: toPrune(previous[c.name], ordered),
     };
   }
-  return { digests, waves: placed.waves.map((cl) => ({ clusters: cl, steps: deploySteps() })), clusters };
+  return { digests, waves: placed.waves.map((cl) => ({ clusters: cl, steps: stepsFor(request) })), clusters };
 }
 
 /** The images the customized bundles will run (to resolve before prepareBundle). */
@@ -193,5 +303,5 @@ export function prepareVersion(request: DeployRequest, placed: Placed, objects: 
       prune: toPrune(previous[c.name], ordered),
     };
   }
-  return { digests, waves: placed.waves.map((cl) => ({ clusters: cl, steps: deploySteps() })), clusters };
+  return { digests, waves: placed.waves.map((cl) => ({ clusters: cl, steps: stepsFor(request) })), clusters };
 }
