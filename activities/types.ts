@@ -10,6 +10,7 @@
  * worker's cluster. Hub activities run on the hub queue.
  */
 import type { ClusterInfo, DeliveryRequest } from '../model/index.ts';
+import type { RoutingActivities } from './routing/types.ts';
 import type { CapturedObject, KubeObject, ObjectRef, Owner } from '../model/objects.ts';
 import type { ObjectInventory, PreparedDelivery } from '../model/steps.ts';
 
@@ -60,6 +61,8 @@ export interface WorkloadState {
   generation?: number;
   /** The delivery that last applied it. */
   deliveryId?: string;
+  /** A Deployment's current ReplicaSet's pod-template-hash (readWorkloads only). */
+  podTemplateHash?: string;
 }
 
 export interface RestoreInput {
@@ -100,7 +103,8 @@ export interface ObjectIssue {
   managers?: string[];
 }
 
-export interface ClusterActivities {
+/** Every cluster worker registers these, the traffic routers' (activities/routing/) included. */
+export interface ClusterActivities extends RoutingActivities {
   /** What stands now for each object; refuses (NotOwned) what is not this application's unless adopt. */
   captureObjects(input: CaptureInput): Promise<CapturedObject[]>;
   /** Server-side apply as `flotilla`, in dependency order; heartbeats; stops when cancelled. */
@@ -167,9 +171,5 @@ export interface HubActivities {
   prepareDelivery(input: PrepareInput): Promise<PreparedDelivery>;
 }
 
-/**
- * The cluster activities with the traffic routers' (activities/routing/: setTrafficWeight,
- * readTrafficWeight, removeCanary), which every cluster worker registers. Kept apart from
- * ClusterActivities until the workflow test harness mocks them too; then fold them in.
- */
-export type CanaryClusterActivities = ClusterActivities & import('./routing/types.ts').RoutingActivities;
+/** The cluster activities, the traffic routers' included (kept as a name for the routing tests). */
+export type CanaryClusterActivities = ClusterActivities;

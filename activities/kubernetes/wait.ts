@@ -113,11 +113,30 @@ export function deploymentState(ref: ObjectRef, d: V1Deployment | undefined): Wo
   };
 }
 
-/** Reads each workload as it stands. */
+/** Reads each workload as it stands (a Deployment with the pod-template-hash of its current ReplicaSet). */
 export async function readWorkloads(c: ClusterClients, refs: ObjectRef[]): Promise<WorkloadState[]> {
   const out: WorkloadState[] = [];
-  for (const ref of refs) out.push(workloadState(ref, await readObject(c, ref)));
+  for (const ref of refs) {
+    const o = await readObject(c, ref);
+    const state = workloadState(ref, o);
+    if (o && ref.kind === 'Deployment' && state.revision !== undefined) {
+      const hash = await templateHashOf(c, o as unknown as V1Deployment, state.revision);
+      if (hash) state.podTemplateHash = hash;
+    }
+    out.push(state);
+  }
   return out;
+}
+
+/** The pod-template-hash of the Deployment's ReplicaSet at `revision` (what a Service can pin its current pods by). */
+async function templateHashOf(c: ClusterClients, d: V1Deployment, revision: number): Promise<string | undefined> {
+  const match = d.spec?.selector?.matchLabels ?? {};
+  const labelSelector = Object.entries(match).map(([k, v]) => `${k}=${v}`).join(',');
+  const list = await c.rest<{ items: KubeObject[] }>('GET', `/apis/apps/v1/namespaces/${encodeURIComponent(d.metadata?.namespace ?? 'default')}/replicasets`, { query: { labelSelector } });
+  const rs = list.items.find(
+    (r) => r.metadata.annotations?.['deployment.kubernetes.io/revision'] === String(revision) && (r.metadata as { ownerReferences?: { uid?: string }[] }).ownerReferences?.some((o) => o.uid === d.metadata?.uid),
+  );
+  return rs?.metadata.labels?.['pod-template-hash'];
 }
 
 /** Kinds whose pods the waiter watches, to see pod trouble as it happens. */
