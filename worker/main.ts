@@ -19,6 +19,7 @@ import {
 } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createClusterActivities, createHubActivities } from '../activities/index.ts';
+import { createAnalysisActivities, loadAnalysisConfig, type AnalysisConfig } from '../activities/analysis/index.ts';
 import { createRegistryActivities, loadCredentials, RegistryPool, type RegistryCredentials } from '../activities/registry/index.ts';
 import { createClusterClients, type ClusterClients } from '../activities/kubernetes/clients.ts';
 import { toClusterInfo, type Cluster, type Inventory } from '../model/inventory.ts';
@@ -53,6 +54,8 @@ export interface StartOptions {
   workflowBundle?: WorkflowBundle;
   /** How the hub resolves image tags to digests (the registry; tests may give another). */
   resolveDigest?: (ref: string) => Promise<string>;
+  /** Prometheus servers and web-provider settings for analyses (default: loadAnalysisConfig() from the environment). */
+  analysis?: AnalysisConfig;
 }
 
 /** The clusters this worker serves: every one, or those FLOTILLA_CLUSTERS names (each must exist). */
@@ -116,6 +119,7 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
         activities: {
           ...createHubActivities({ inventory, credentials, logger: registryLog, pool, ...(opts.resolveDigest ? { resolveDigest: opts.resolveDigest } : {}) }),
           ...createRegistryActivities({ registries: inventory.registries, credentials, logger: registryLog, pool }),
+          ...createAnalysisActivities({ config: opts.analysis ?? loadAnalysisConfig(), logger: log.child({ component: 'analysis' }) }),
         },
         shutdownGraceTime: config.shutdownGraceMs,
         // A killed worker's workflows move to the next worker after this, not after the default 10 s.

@@ -8,6 +8,8 @@ import type { ClusterActivities } from '../activities/types.ts';
 import type { DeployRequest, ObjectRef, Owner, PreparedDelivery, TouchedCluster } from '../model/index.ts';
 import { durationMs } from '../model/index.ts';
 import type { DeliveryState } from './deliveryState.ts';
+import type { CanaryCluster } from './steps/canary.ts';
+import type { BlueGreenCluster } from './steps/bluegreen.ts';
 import { clusterRead, clusterStep, rolloutWait } from './options.ts';
 
 export interface ClusterProxies {
@@ -39,6 +41,12 @@ export class RunContext {
   /** Each cluster's task queue (known from the fleet before the plan is). */
   readonly queues = new Map<string, string>();
   readonly #proxies = new Map<string, ClusterProxies>();
+  /** A canary's decisions that steps wait on: promotions so far (each ends the pause it finds), a full promotion. */
+  readonly canary: { promotions: number; full: boolean; lastPromoter?: string } = { promotions: 0, full: false };
+  /** Each cluster's canary once its `canary` step ran: target, routing, weight. */
+  readonly canaries = new Map<string, CanaryCluster>();
+  /** Each cluster's blue-green once its `preview` step ran. */
+  readonly blueGreens = new Map<string, BlueGreenCluster>();
 
   constructor(state: DeliveryState, request: DeployRequest, deliveryId: string) {
     this.state = state;
@@ -54,6 +62,10 @@ export class RunContext {
         unreadyMs: durationMs(request.grace.unready),
       },
     };
+  }
+
+  durationMs(d: string): number {
+    return durationMs(d);
   }
 
   plan(): PreparedDelivery {

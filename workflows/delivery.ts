@@ -22,7 +22,9 @@ import {
   parseImageRef,
   planPlacement,
   prepareVersion,
+  gateState,
   Reason,
+  voteProblem,
   type ClusterInfo,
   type DeliveryStatus,
   type DeliveryWorkflowInput,
@@ -36,6 +38,7 @@ import { DeliveryState } from './deliveryState.ts';
 import { summarizeFailure } from './failures.ts';
 import { Interpreter, type Decisions, type Outcome } from './interpreter.ts';
 import { actionUpdate, applicationWorkflowId, statusQuery, type ActionInput } from './messages.ts';
+import { gateOf } from './steps/gates.ts';
 import { hubPrepare, hubRead } from './options.ts';
 
 const TERMINAL = ['Healthy', 'Degraded', 'Aborted', 'RolledBack'];
@@ -68,9 +71,17 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
   setHandler(
     actionUpdate,
     (a: ActionInput) => {
-      state.audit({ who: a.who, action: a.action, ...(a.cluster ? { cluster: a.cluster } : {}), ...(a.comment ? { comment: a.comment } : {}) });
+      state.audit({ who: a.who, action: a.action, ...(a.cluster ? { cluster: a.cluster } : {}), ...(a.gate ? { gate: a.gate } : {}), ...(a.comment ? { comment: a.comment } : {}) });
       const by = `${a.who}${a.comment ? `: ${a.comment}` : ''}`;
-      if (a.action === 'retry') {
+      if (a.action === 'approve' || a.action === 'reject') {
+        const g = gateOf(x, a.gate!)!;
+        g.votes.push({ who: a.who, role: a.role ?? '', decision: a.action, at: state.now(), ...(a.comment ? { comment: a.comment } : {}) });
+        g.state = gateState(g);
+      } else if (a.action === 'promote') {
+        x.canary.promotions += 1;
+        x.canary.lastPromoter = a.who;
+        if (a.full) x.canary.full = true;
+      } else if (a.action === 'retry') {
         const targets = a.cluster ? [a.cluster] : state.failedIn(s.waves[s.currentWave] ?? []);
         for (const n of targets) state.setCluster(n, 'Pending', `retry requested by ${a.who}`);
         state.condition('Progressing', 'True', Reason.RetryRequested, `${a.who} asked to retry ${targets.join(', ')}`);
@@ -88,7 +99,7 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
       }
       return state.snapshot();
     },
-    { validator: (a: ActionInput) => validateAction(s, a, requested, settled) },
+    { validator: (a: ActionInput) => validateAction(s, a, requested, settled, x) },
   );
 
   // A delivery runs only under its application's lock: the application workflow starts it.
@@ -173,11 +184,21 @@ async function conclude(x: RunContext, outcome: Outcome, input: DeliveryWorkflow
       await observeAll(x, (p) => p === 'Healthy');
       state.condition('Progressing', 'False', Reason.FailedAsRequested, outcome.message);
       return state.finish('Degraded', outcome.message);
-    case 'abort':
+    case 'abort': {
+      if (x.request.type === 'canary' || x.request.type === 'blueGreen') {
+        // A canary's abort returns every touched wave to the stable version, newest first: traffic, replicas, objects.
+        markStopped(x, outcome.reason);
+        const failures = [...(await removeCanaries(x)), ...(await rollbackAll(x))];
+        await observeAll(x, (p) => p === 'RolledBack' || p === 'Healthy');
+        state.condition('Progressing', 'False', Reason.Aborted, outcome.reason);
+        if (failures.length) return state.finish('Degraded', `${outcome.reason}; returning to the stable version failed: ${failures.join('; ')}`);
+        return state.finish('Aborted', `${outcome.reason}; every touched cluster is back on the stable version`);
+      }
       markStopped(x, outcome.reason);
       await observeAll(x, (p) => p === 'Healthy');
       state.condition('Progressing', 'False', Reason.Aborted, outcome.reason);
       return state.finish('Aborted', `${outcome.reason}; clusters left as they are`);
+    }
     case 'rollback': {
       state.setPhase('Progressing', `rolling back: ${outcome.reason}`);
       state.condition('RolledBack', 'False', Reason.RollbackStarted, outcome.reason);
@@ -191,8 +212,27 @@ async function conclude(x: RunContext, outcome: Outcome, input: DeliveryWorkflow
   }
 }
 
+/**
+ * Traffic back on the stable version where a canary stands, newest wave first: the router reverts what it
+ * changed in routes that are not the application's own (a user's HTTPRoute, VirtualService or Ingress),
+ * which restoring the captured objects would not reach. Returns the failures, per cluster.
+ */
+async function removeCanaries(x: RunContext): Promise<string[]> {
+  const failures: string[] = [];
+  const stood = [...x.canaries.entries()].filter(([, c]) => !c.first).sort(([a], [b]) => (x.plan().clusters[b]?.wave ?? 0) - (x.plan().clusters[a]?.wave ?? 0));
+  for (const [cluster, c] of stood) {
+    try {
+      x.state.setCluster(cluster, 'RollingBack', 'traffic back to the stable version, canary removed');
+      await x.acts(cluster).wait.removeCanary({ cluster, owner: x.owner, deliveryId: x.deliveryId, routing: c.routing, target: c.target, ...(c.target.replicas !== undefined ? { totalReplicas: c.target.replicas } : {}), timeoutMs: x.timing.rolloutMs });
+    } catch (err) {
+      failures.push(`${cluster}: ${summarizeFailure(err).message}`);
+    }
+  }
+  return failures;
+}
+
 /** Refuses actions that do not apply in the delivery's present state. */
-function validateAction(s: DeliveryStatus, a: ActionInput, requested: ActionInput | undefined, settled: boolean): void {
+function validateAction(s: DeliveryStatus, a: ActionInput, requested: ActionInput | undefined, settled: boolean, x: RunContext): void {
   const refuse = (message: string): never => {
     throw ApplicationFailure.create({ type: 'ActionNotApplicable', message, nonRetryable: true });
   };
@@ -215,5 +255,23 @@ function validateAction(s: DeliveryStatus, a: ActionInput, requested: ActionInpu
     case 'rollback':
     case 'abort':
       break;
+    case 'approve':
+    case 'reject': {
+      if (s.type !== 'canary' && s.type !== 'blueGreen') refuse(`${a.action} applies to the gates of a canary or blue-green; this delivery is a ${s.type}`);
+      const problem = voteProblem(gateOf(x, a.gate!), a.gate!, a.role ?? '', a.who);
+      if (problem?.status === 403) throw ApplicationFailure.create({ type: 'ActionForbidden', message: problem.message, nonRetryable: true });
+      if (problem) refuse(problem.message);
+      break;
+    }
+    case 'promote': {
+      if (s.type !== 'canary' && s.type !== 'blueGreen') refuse(`promote applies to a canary or blue-green; this delivery is a ${s.type}`);
+      if (a.full) {
+        if (x.canary.full) refuse('the delivery is already fully promoted');
+        break;
+      }
+      const atGate = (s.gates ?? []).some((g) => g.state === 'Waiting');
+      if (s.phase !== 'Paused' || atGate) refuse(atGate ? 'the wave waits at a gate: approve it (or promote with full: true to skip every remaining step)' : `nothing is paused (phase is ${s.phase}); promote with full: true skips every remaining step`);
+      break;
+    }
   }
 }

@@ -5,6 +5,7 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import {
   refOf,
+  stepLabel,
   waveStep,
   type AuditEntry,
   type ClusterPhase,
@@ -47,7 +48,7 @@ export class DeliveryState {
   /** The plan is known: waves, steps, and each cluster waiting for its wave with its pinned image. */
   planned(p: PreparedDelivery, digest: string | undefined): void {
     this.status.waves = p.waves.map((w) => [...w.clusters]);
-    this.status.steps = (p.waves[0]?.steps ?? []).map((s) => s.kind);
+    this.status.steps = (p.waves[0]?.steps ?? []).map(stepLabel);
     if (digest) this.status.digest = digest;
     if (Object.keys(p.digests).length) this.status.digests = { ...p.digests };
     for (const c of Object.values(p.clusters)) {

@@ -14,6 +14,11 @@ import type { ActionInput } from './messages.ts';
 import { applyStep } from './steps/apply.ts';
 import { pruneStep } from './steps/prune.ts';
 import { waitStep } from './steps/wait.ts';
+import { analysisStep } from './steps/analysis.ts';
+import { finishStep, previewStep, switchStep } from './steps/bluegreen.ts';
+import { canaryStartStep, promoteStep, setCanaryScaleStep, setWeightStep } from './steps/canary.ts';
+import { approvalStep, bakeStep, pauseStep } from './steps/gates.ts';
+import { StopDelivery } from './stop.ts';
 
 /** A step each cluster of the wave goes through on its own. */
 export type ClusterStepModule = (x: RunContext, cluster: string, step: PlanStep) => Promise<void>;
@@ -29,8 +34,20 @@ const clusterSteps: Partial<Record<StepKind, ClusterStepModule>> = {
   apply: applyStep,
   wait: waitStep,
   prune: pruneStep,
+  canary: canaryStartStep,
+  setWeight: setWeightStep,
+  setCanaryScale: setCanaryScaleStep,
+  promote: promoteStep,
+  preview: previewStep,
+  switch: switchStep,
+  finish: finishStep,
 };
-const waveSteps: Partial<Record<StepKind, WaveStepModule>> = {};
+const waveSteps: Partial<Record<StepKind, WaveStepModule>> = {
+  pause: pauseStep,
+  approval: approvalStep,
+  analysis: analysisStep,
+  bake: bakeStep,
+};
 
 /** How a run ended, before the delivery concludes it (outside the cancellable scope). */
 export type Outcome =
@@ -85,7 +102,7 @@ export class Interpreter {
     try {
       await module(this.#x, wave, todo, step);
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err) || err instanceof StopDelivery) throw err;
       const f = summarizeFailure(err);
       for (const n of todo) state.setCluster(n, f.unreachable ? 'Unreachable' : 'Failed', f.message, { failureType: f.type });
       return;
@@ -125,7 +142,12 @@ export class Interpreter {
       const wave = plan.waves[w]!;
       state.condition('Progressing', 'True', Reason.WaveStarted, `wave ${w + 1} of ${plan.waves.length}: ${wave.clusters.join(', ')}`);
       for (;;) {
-        await this.run(wave.steps, w);
+        try {
+          await this.run(wave.steps, w);
+        } catch (err) {
+          if (err instanceof StopDelivery) return { kind: err.outcome, reason: err.reason };
+          throw err;
+        }
         const failed = state.failedIn(wave.clusters);
         if (failed.length === 0) break;
         const summary = failed.map((n) => `${n}: ${state.cluster(n).message}`).join('; ');

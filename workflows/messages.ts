@@ -36,6 +36,8 @@ export const statusQuery = defineQuery<DeliveryStatus>('status');
 export interface ActionInput extends ActionRequest {
   /** The authenticated caller (token name), for the audit list. */
   who: string;
+  /** The caller's role (a gate names the roles that may decide it). */
+  role?: string;
 }
 /**
  * retry | skip | rollback | abort, at any moment of the delivery; the validator refuses what does
