@@ -101,13 +101,13 @@ export function authenticate(store: TokenStore): RequestHandler {
 }
 
 /** 403 for a caller whose role lacks the permission. Use after authenticate. */
-export function requirePermission(permission: Permission): RequestHandler {
+export function requirePermission(...permissions: Permission[]): RequestHandler {
   return (_req, res, next) => {
     const caller = locals(res).caller;
     if (!caller)
       throw new HttpError(401, 'Unauthorized', 'a bearer token is required', { headers: challenge() });
-    if (!grants[caller.role].includes(permission)) {
-      const allowed = (Object.keys(grants) as Role[]).filter((r) => grants[r].includes(permission));
+    if (!permissions.some((p) => grants[caller.role].includes(p))) {
+      const allowed = (Object.keys(grants) as Role[]).filter((r) => permissions.some((p) => grants[r].includes(p)));
       throw new HttpError(
         403,
         'Forbidden',

@@ -298,7 +298,7 @@ export class Deliveries {
     if (description.status.name === 'RUNNING' || updateId) {
       try {
         const status = await handle.executeUpdate(actionUpdate, {
-          args: [{ ...body, who: caller.name }],
+          args: [{ ...body, who: caller.name, role: caller.role }],
           ...(updateId ? { updateId } : {}),
         });
         return { kind: 'status', status };
@@ -309,7 +309,7 @@ export class Deliveries {
           // Finished, still concluding: let it close, then answer as for a closed one.
           await this.#query(() => handle.result()).catch(() => undefined);
         } else if (e instanceof WorkflowUpdateFailedError) {
-          throw new HttpError(409, f?.type || 'ActionNotApplicable', f?.message ?? e.message);
+          throw new HttpError(f?.type === 'ActionForbidden' ? 403 : 409, f?.type || 'ActionNotApplicable', f?.message ?? e.message);
         } else if (!(e instanceof WorkflowNotFoundError)) {
           // The delivery may have finished between the describe and the update: decide again on its final state.
           const again = await this.#describe(id);

@@ -4,7 +4,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { DeliveryRequestSchema, planDeploy, planPlacement, PlanError, type AppSpec, type ClusterInfo } from '../model/index.ts';
-import { Permission, requirePermission } from './auth.ts';
+import { grants, Permission, requirePermission } from './auth.ts';
 import { locals } from './context.ts';
 import { statusUrl, type Deliveries, type Started } from './deliveries.ts';
 import { HttpError, parseOr } from './errors.ts';
@@ -112,10 +112,16 @@ export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[], 
     res.json(status);
   });
 
-  r.post('/deliveries/:id/actions', requirePermission(Permission.act), async (req, res) => {
+  r.post('/deliveries/:id/actions', requirePermission(Permission.act, Permission.decide), async (req, res) => {
     requireJson(req);
     const key = idempotencyKey(req);
     const body = parseOr(ActionBodySchema, req.body);
+    // approve and reject are decisions (release managers and SREs; the gate names its roles); the rest are SRE actions.
+    const needed = body.action === 'approve' || body.action === 'reject' ? Permission.decide : Permission.act;
+    const caller = locals(res).caller!;
+    if (!grants[caller.role].includes(needed)) {
+      throw new HttpError(403, 'Forbidden', `${body.action} needs permission ${needed}, which role ${caller.role} does not have`);
+    }
     const id = req.params.id as string;
     const outcome = await deliveries.act(id, body, locals(res).caller!, key);
     locals(res).log.info({ delivery: id, action: body.action, cluster: body.cluster }, 'delivery action');

@@ -125,6 +125,7 @@ const ClusterStatusSchema = z.object({
   step: z.number().int().meta({ description: 'Index into steps of the step this cluster is at (steps.length once done)' }),
   observed: ObservedSchema.optional(),
   objects: z.array(ObjectRefSchema).optional().meta({ description: 'The objects this delivery applies in that cluster' }),
+  weight: z.number().int().optional().meta({ description: "A canary's traffic weight on the new version there, as last set and read back" }),
 });
 
 const AuditEntrySchema = z.object({
@@ -132,12 +133,26 @@ const AuditEntrySchema = z.object({
   who: z.string(),
   action: z.string(),
   cluster: z.string().optional(),
+  gate: z.string().optional(),
   comment: z.string().optional(),
+});
+
+const GateStatusSchema = z.object({
+  name: z.string(),
+  wave: z.number().int(),
+  roles: z.array(z.string()),
+  quorum: z.number().int(),
+  openedAt: z.string(),
+  deadline: z.string().optional().meta({ description: 'When the gate takes its onTimeout action by itself' }),
+  onTimeout: z.enum(['abort', 'promote']),
+  votes: z.array(z.object({ who: z.string(), role: z.string(), decision: z.enum(['approve', 'reject']), at: z.string(), comment: z.string().optional() })),
+  state: z.enum(['Waiting', 'Approved', 'Rejected', 'TimedOut']),
+  closedAt: z.string().optional(),
 });
 
 export const DeliveryStatusSchema = z.object({
   id: z.string(),
-  type: z.enum(['deploy', 'rollback']),
+  type: z.enum(['deploy', 'canary', 'blueGreen', 'rollback']),
   app: z.object({ name: z.string(), namespace: z.string() }),
   image: z.string().meta({ description: 'The image as requested (the tag stays visible)' }),
   digest: z.string().optional().meta({ description: 'The digest the image was pinned to when the delivery was planned' }),
@@ -152,6 +167,7 @@ export const DeliveryStatusSchema = z.object({
   steps: z.array(z.string()).meta({ description: 'The steps each wave runs, in order' }),
   currentStep: z.number().int(),
   clusters: z.record(z.string(), ClusterStatusSchema),
+  gates: z.array(GateStatusSchema).optional().meta({ description: "A canary's gates: waiting ones with their deadline and approvals so far, and closed ones" }),
   audit: z.array(AuditEntrySchema),
   startedAt: z.string(),
   finishedAt: z.string().optional(),

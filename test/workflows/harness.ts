@@ -32,6 +32,8 @@ import {
   type ObjectRef,
 } from '../../model/index.ts';
 import { applicationWorkflowId } from '../../workflows/messages.ts';
+import { replicaSplit, weightOf, type CanaryTarget } from '../../model/canary.ts';
+import type { TrafficState } from '../../activities/routing/types.ts';
 import { startUnderLock } from '../../api/lock.ts';
 import type { Inventory } from '../../model/inventory.ts';
 
@@ -76,6 +78,8 @@ export class FakeCluster {
   applyHangs = false;
   /** The next this-many waits fail as a rollout whose pods never become ready. */
   failNextWaits = 0;
+  /** Every weight a canary's router set here, in order (for "never backward" checks). */
+  readonly weights: number[] = [];
   /** Versions kept here: `<ns>/<app>` -> number -> objects (as the cluster's Secrets keep them). */
   readonly versions = new Map<string, Map<number, KubeObject[]>>();
   constructor(name: string) {
@@ -202,7 +206,37 @@ export class FakeCluster {
       readWorkloads: async (i) => {
         mine(i);
         this.check('read');
-        return i.refs.map((r) => this.state(r));
+        return i.refs.map((r) => {
+          const s = this.state(r);
+          const o = this.objects.get(refKey(r))?.object;
+          // A stand-in for the current ReplicaSet's pod-template-hash: one per template.
+          if (o && r.kind === 'Deployment') s.podTemplateHash = createHash('sha256').update(JSON.stringify((o.spec as { template?: unknown }).template ?? {})).digest('hex').slice(0, 10);
+          return s;
+        });
+      },
+      // The replica-ratio router, on the stored objects: the weight is the canary's share of the replicas.
+      setTrafficWeight: async (i) => {
+        mine(i);
+        this.check('setWeight');
+        const total = i.totalReplicas ?? i.target.replicas ?? 1;
+        const split = replicaSplit(total, i.weight);
+        this.scale(i.target.namespace, i.target.deployment, split.stable);
+        this.scale(i.target.namespace, i.target.canaryDeployment, split.canary);
+        this.weights.push(i.weight);
+        return this.traffic(i.target);
+      },
+      readTrafficWeight: async (i) => {
+        mine(i);
+        return this.traffic(i.target);
+      },
+      removeCanary: async (i) => {
+        mine(i);
+        this.check('removeCanary');
+        const removed: string[] = [];
+        const key = refKey({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: i.target.namespace, name: i.target.canaryDeployment });
+        if (this.objects.delete(key)) removed.push(`Deployment ${i.target.namespace}/${i.target.canaryDeployment}`);
+        if (i.totalReplicas !== undefined) this.scale(i.target.namespace, i.target.deployment, i.totalReplicas);
+        return { state: this.traffic(i.target), removed, kept: [] };
       },
       pruneObjects: async (i) => {
         mine(i);
@@ -248,6 +282,21 @@ export class FakeCluster {
         });
       },
     };
+  }
+
+  private scale(ns: string, name: string, replicas: number): void {
+    const s = this.objects.get(refKey({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ns, name }));
+    if (s) (s.object.spec as { replicas?: number }).replicas = replicas;
+  }
+
+  private traffic(t: CanaryTarget): TrafficState {
+    const side = (name: string) => {
+      const r = this.replicas(t.namespace, name);
+      return { deployment: name, exists: r !== undefined, replicas: r ?? 0, readyReplicas: r ?? 0 };
+    };
+    const stable = side(t.deployment);
+    const canary = side(t.canaryDeployment);
+    return { router: 'replicaRatio', weight: weightOf(stable.readyReplicas, canary.readyReplicas), routes: [], stable, canary };
   }
 
   /** An object someone else created here, for ownership tests. */
