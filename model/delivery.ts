@@ -40,6 +40,13 @@ export const DeployRequestSchema = z
      * (role sre only). Without it such an object is never overwritten: the delivery is refused.
      */
     adopt: z.boolean().default(false),
+    /**
+     * Copy the images to each wave's regional registry before the wave starts (absent: true). false skips it:
+     * clusters pulling from a registry that lacks the image show ErrImagePull.
+     */
+    replicate: z.boolean().optional(),
+    /** How long a wave's replication may wait for a registry that is down (absent: 30m). */
+    replicationTimeout: durationString.optional(),
   })
   .strict();
 export type DeployRequest = z.infer<typeof DeployRequestSchema>;

@@ -11,3 +11,4 @@ export * from './steps.ts';
 export * from './rollback.ts';
 export * from './source.ts';
 export * from './bundle.ts';
+export * from './replication.ts';

@@ -13,6 +13,7 @@ import { customizeForCluster, imagesIn, mainImage, markBundle, pinBundle, planBu
 import { refOf, applyOrder, needsWait, type KubeObject, type ObjectRef } from './objects.ts';
 import { planDeploy, planPlacement, type ImageDigests, type Placed } from './plan.ts';
 import { renderApp } from './render.ts';
+import type { ReplicateStep } from './replication.ts';
 
 export const StepKind = {
   /** Server-side apply of the cluster's rendered objects, after recording what stood there. */
@@ -21,13 +22,15 @@ export const StepKind = {
   wait: 'wait',
   /** Delete what an earlier delivery of the application left there and this one no longer has. */
   prune: 'prune',
+  /** Wave step, first in each wave: copy the images its clusters pull from their regional registry there, by digest. */
+  replicate: 'replicate',
 } as const;
 export type StepKind = (typeof StepKind)[keyof typeof StepKind];
 
-export type PlanStep = { kind: typeof StepKind.apply } | { kind: typeof StepKind.wait } | { kind: typeof StepKind.prune };
+export type PlanStep = { kind: typeof StepKind.apply } | { kind: typeof StepKind.wait } | { kind: typeof StepKind.prune } | ReplicateStep;
 
 export type StepScope = 'cluster' | 'wave';
-const scopes: Record<StepKind, StepScope> = { apply: 'cluster', wait: 'cluster', prune: 'cluster' };
+const scopes: Record<StepKind, StepScope> = { apply: 'cluster', wait: 'cluster', prune: 'cluster', replicate: 'wave' };
 export const scopeOf = (s: PlanStep): StepScope => scopes[s.kind];
 
 export interface PlanWave {

@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { createClusterActivities, createHubActivities } from '../activities/index.ts';
 import { createRegistryActivities, loadCredentials, RegistryPool, type RegistryCredentials } from '../activities/registry/index.ts';
 import { createClusterClients, type ClusterClients } from '../activities/kubernetes/clients.ts';
+import { createHarborActivities } from '../activities/harbor/index.ts';
 import { toClusterInfo, type Cluster, type Inventory } from '../model/inventory.ts';
 import { HUB_TASK_QUEUE } from '../workflows/messages.ts';
 import { ConfigError, loadConfig, type WorkerConfig } from './config.ts';
@@ -116,6 +117,8 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
         activities: {
           ...createHubActivities({ inventory, credentials, logger: registryLog, pool, ...(opts.resolveDigest ? { resolveDigest: opts.resolveDigest } : {}) }),
           ...createRegistryActivities({ registries: inventory.registries, credentials, logger: registryLog, pool }),
+          // Replication through a Harbor's own policies, for images whose source registry is a Harbor.
+          ...createHarborActivities({ registries: inventory.registries, credentials, logger: registryLog }),
         },
         shutdownGraceTime: config.shutdownGraceMs,
         // A killed worker's workflows move to the next worker after this, not after the default 10 s.

@@ -13,6 +13,7 @@ import { summarizeFailure } from './failures.ts';
 import type { ActionInput } from './messages.ts';
 import { applyStep } from './steps/apply.ts';
 import { pruneStep } from './steps/prune.ts';
+import { replicateStep } from './steps/replicate.ts';
 import { waitStep } from './steps/wait.ts';
 
 /** A step each cluster of the wave goes through on its own. */
@@ -30,7 +31,9 @@ const clusterSteps: Partial<Record<StepKind, ClusterStepModule>> = {
   wait: waitStep,
   prune: pruneStep,
 };
-const waveSteps: Partial<Record<StepKind, WaveStepModule>> = {};
+const waveSteps: Partial<Record<StepKind, WaveStepModule>> = {
+  replicate: replicateStep,
+};
 
 /** How a run ended, before the delivery concludes it (outside the cancellable scope). */
 export type Outcome =
