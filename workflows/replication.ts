@@ -11,9 +11,8 @@
  * for an image its registry lacks before anything starts.
  */
 import { isCancellation, proxyActivities, setHandler, workflowInfo, defineQuery } from '@temporalio/workflow';
-import type { RegistryActivities, ResolvedImage } from '../activities/registry/types.ts';
 import { durationMs, parseImageRef, type ReplicationStatus, type ReplicationTarget, type ReplicationWorkflowInput } from '../model/index.ts';
-import { replicateAll, replicationProxies, reasonOf } from './steps/replicate.ts';
+import { replicateAll, replicationProxies, reasonOf, type RegistryActivities, type ResolvedImage } from './steps/replicate.ts';
 
 export const REPLICATION_WORKFLOW = 'replication';
 export const REPLICATION_PREFLIGHT_WORKFLOW = 'replicationPreflight';

@@ -18,6 +18,8 @@ import { DEFAULT_REPLICATION_TIMEOUT, durationMs, parseImageRef, type ImageCopy,
 import { RegistryFailure } from '../../model/registry.ts';
 import type { RunContext } from '../context.ts';
 
+export type { RegistryActivities, ResolvedImage } from '../../activities/registry/types.ts';
+
 const noRetry = [
   RegistryFailure.ImageNotFound,
   RegistryFailure.RegistryAuthFailed,
