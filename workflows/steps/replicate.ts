@@ -120,7 +120,8 @@ export async function replicateOne(p: ReplicationProxies, t: ReplicationTarget, 
     throw ApplicationFailure.create({
       type: r.type,
       nonRetryable: true,
-      message: r.timedOut ? `${what} did not finish within ${timeoutText}: ${r.message}` : `${what}: ${r.message}`,
+      // RegistryUnreachable is retried until the bound: reaching here with it means the bound ran out.
+      message: r.timedOut || r.type === RegistryFailure.RegistryUnreachable ? `${what} did not finish within ${timeoutText}: ${r.message}` : `${what}: ${r.message}`,
     });
   }
 }
