@@ -124,11 +124,6 @@ export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>
   return out;
 }
 
-/** A cluster pulls from its regional registry (the inventory's `mirror`) unless the request names another. */
-function withMirror(o: Override, c: ClusterInfo): Override {
-  return o.registry === undefined && c.mirror ? { ...o, registry: c.mirror } : o;
-}
-
 /** What any application's plan starts from: the placed clusters, the waves, each cluster's override. */
 export interface Placed {
   clusters: ClusterInfo[];
@@ -142,7 +137,7 @@ export function planPlacement(app: AppSpec, fleet: readonly ClusterInfo[], waves
   for (const name of Object.keys(app.overrides)) {
     if (!placedNames.has(name)) throw new PlanError(`override for cluster "${name}", which is not placed`, ['overrides', name]);
   }
-  return { clusters: placed, waves: planWaves(placed, waves), overrides: Object.fromEntries(placed.map((c) => [c.name, withMirror(effectiveOverride(app, c), c)])) };
+  return { clusters: placed, waves: planWaves(placed, waves), overrides: Object.fromEntries(placed.map((c) => [c.name, effectiveOverride(app, c)])) };
 }
 
 /**

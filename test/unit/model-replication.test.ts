@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { copiesFor, groupByTarget, replicationTargets, ReplicationPlanError, ReplicationRequestSchema, withReplication } from '../../model/replication.ts';
-import { planPlacement, prepareDeploy, DeployRequestSchema, segmentsOf, type ClusterInfo } from '../../model/index.ts';
+import { prepareDeploy, DeployRequestSchema, segmentsOf, type ClusterInfo } from '../../model/index.ts';
 import type { RegistryInfo } from '../../model/registry.ts';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
@@ -10,28 +10,20 @@ const registries: RegistryInfo[] = [
   { name: 'cn-south', host: 'south.local:5000', region: 'cn-south', type: 'oci' },
 ];
 const fleet: ClusterInfo[] = [
-  { name: 'beijing', region: 'cn-north', provider: 'private', labels: {}, capacity: 1, taskQueue: 'q-b', mirror: 'north.local:5000' },
-  { name: 'shenzhen', region: 'cn-south', provider: 'private', labels: {}, capacity: 1, taskQueue: 'q-s', mirror: 'south.local:5000' },
+  { name: 'beijing', region: 'cn-north', provider: 'private', labels: {}, capacity: 1, taskQueue: 'q-b' },
+  { name: 'shenzhen', region: 'cn-south', provider: 'private', labels: {}, capacity: 1, taskQueue: 'q-s' },
   { name: 'cloud-hk', region: 'ap-east', provider: 'public', labels: {}, capacity: 1, taskQueue: 'q-h' },
 ];
 const request = (extra: Record<string, unknown> = {}) =>
   DeployRequestSchema.parse({
     type: 'deploy',
-    app: { name: 'web', namespace: 'shop', image: 'central.local:5000/demo/web:v2', replicas: 3, placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] } },
+    app: { name: 'web', namespace: 'shop', image: 'central.local:5000/demo/web:v2', replicas: 3, placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] }, overrides: { beijing: { registry: 'north.local:5000' }, shenzhen: { registry: 'south.local:5000' } } },
     waves: [['cloud-hk'], ['beijing', 'shenzhen']],
     ...extra,
   });
 const digests = { 'central.local:5000/demo/web:v2': d('a') };
 
 describe('replication in a delivery plan', () => {
-  it('pulls each cluster from its inventory mirror unless the request names another registry', () => {
-    const p = planPlacement(request().app, fleet, request().waves);
-    expect(p.overrides.beijing!.registry).toBe('north.local:5000');
-    expect(p.overrides['cloud-hk']!.registry).toBeUndefined();
-    const own = planPlacement(request({}).app && { ...request().app, overrides: { beijing: { registry: 'other.local:5000' } } }, fleet, request().waves);
-    expect(own.overrides.beijing!.registry).toBe('other.local:5000');
-  });
-
   it('puts a replicate step first in every wave, with the copies of that wave grouped by target registry', () => {
     const prepared = withReplication(prepareDeploy(request(), fleet, digests, 'delivery-1'), registries, undefined);
     expect(prepared.waves.map((w) => w.steps.map((s) => s.kind))).toEqual([
@@ -55,8 +47,7 @@ describe('replication in a delivery plan', () => {
   it('leaves the plan as it was with replicate: false, or when no cluster pulls from another registry', () => {
     const plain = prepareDeploy(request(), fleet, digests, 'delivery-1');
     expect(withReplication(plain, registries, false)).toBe(plain);
-    const noMirrors = fleet.map(({ mirror: _m, ...c }) => c);
-    const central = prepareDeploy(request(), noMirrors, digests, 'delivery-1');
+    const central = prepareDeploy(DeployRequestSchema.parse({ ...request(), app: { ...request().app, overrides: {} } }), fleet, digests, 'delivery-1');
     expect(withReplication(central, registries, true)).toBe(central);
   });
 
