@@ -64,7 +64,7 @@ async function manifestDigest(ref: string): Promise<string> {
   return `sha256:${createHash('sha256').update(raw).digest('hex')}`;
 }
 
-const status = async (id: string) => (await request(api).get(`/v1/deliveries/${id}`).set('Authorization', `Bearer ${VIEWER}`)).body as DeliveryStatus;
+const status = async (id: string) => (await request(api).get(`/v1/deliveries/${id}`).set('Authorization', VIEWER)).body as DeliveryStatus;
 
 /** Each cluster pulls from its region's registry (overrides.registry = the inventory's mirror for it). */
 const regional = (names: string[]) => Object.fromEntries(names.map((n) => [n, { registry: inventory.clusters.find((c) => c.name === n)!.mirror! }]));
@@ -73,7 +73,7 @@ function deploy(ns: string, image: string, clustersInWaves: string[][], extra: R
   namespaces.add(ns);
   return request(api)
     .post('/v1/deliveries')
-    .set('Authorization', `Bearer ${CI}`)
+    .set('Authorization', CI)
     .send({
       type: 'deploy',
       app: { name: 'web', namespace: ns, image, replicas: clustersInWaves.flat().length, placement: { clusters: clustersInWaves.flat() }, overrides: regional(clustersInWaves.flat()) },
@@ -144,12 +144,12 @@ describe('replication on the stack', () => {
   it('POST /v1/replications copies an image and a multi-arch index to every registry with identical digests; GET shows each target', async () => {
     const img = await pushTestImage(work, central, `repl-${run}/api`, { layers: 2, layerSizeKiB: 64 });
     for (const image of [img.ref, `${central}/demo/web:multi`]) {
-      const res = await request(api).post('/v1/replications').set('Authorization', `Bearer ${CI}`).send({ image, to: 'all' });
+      const res = await request(api).post('/v1/replications').set('Authorization', CI).send({ image, to: 'all' });
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       expect(res.headers.location).toBe(`/v1/replications/${res.body.id}`);
       expect(res.body.targets).toEqual(['cn-north', 'cn-south', 'ap-east']);
       const s = await until(
-        async () => (await request(api).get(res.headers.location!).set('Authorization', `Bearer ${VIEWER}`)).body as ReplicationStatus,
+        async () => (await request(api).get(res.headers.location!).set('Authorization', VIEWER)).body as ReplicationStatus,
         (x) => x.phase === 'Succeeded' || x.phase === 'Failed',
         `replication of ${image}`,
         120_000,
@@ -164,12 +164,12 @@ describe('replication on the stack', () => {
         expect(await manifestDigest(t.pinned!)).toBe(want);
       }
     }
-    const list = await request(api).get('/v1/replications').set('Authorization', `Bearer ${VIEWER}`);
+    const list = await request(api).get('/v1/replications').set('Authorization', VIEWER);
     expect(list.status).toBe(200);
   }, 300_000);
 
   it('POST /v1/replications refuses a bad body (400 with paths), an unknown registry and an image its registry lacks (422)', async () => {
-    const post = (body: unknown) => request(api).post('/v1/replications').set('Authorization', `Bearer ${CI}`).send(body as object);
+    const post = (body: unknown) => request(api).post('/v1/replications').set('Authorization', CI).send(body as object);
     const bad = await post({ image: 'NOT AN IMAGE', to: [] });
     expect(bad.status).toBe(400);
     expect(bad.body.details.map((d: { path: string }) => d.path).sort()).toEqual(['image', 'to']);
@@ -179,7 +179,7 @@ describe('replication on the stack', () => {
     const missing = await post({ image: `${central}/demo/web:no-such-tag`, to: 'all' });
     expect(missing.status).toBe(422);
     expect(missing.body.message).toMatch(/no-such-tag/);
-    const viewer = await request(api).post('/v1/replications').set('Authorization', `Bearer ${VIEWER}`).send({ image: `${central}/demo/web:v1`, to: 'all' });
+    const viewer = await request(api).post('/v1/replications').set('Authorization', VIEWER).send({ image: `${central}/demo/web:v1`, to: 'all' });
     expect(viewer.status).toBe(403);
   }, 120_000);
 });
