@@ -14,7 +14,8 @@ import { toClusterInfo, type ClusterInfo, type Inventory } from '../model/invent
 import type { KubeObject } from '../model/objects.ts';
 import { deepMerge, imagesOf, planPlacement, PlanError, type ImageDigests } from '../model/plan.ts';
 import { FailureType } from '../model/reasons.ts';
-import type { Registry } from '../model/registry.ts';
+import { toRegistryInfo, type Registry } from '../model/registry.ts';
+import { withReplication } from '../model/replication.ts';
 import { KubeObjectSchema, type Source } from '../model/source.ts';
 import { imagesOfBundles, prepareBundle, prepareDeploy, type PreparedDelivery } from '../model/steps.ts';
 import { helmTemplate, kustomizeBuild, RenderFailure, type RenderTools } from './render/tools.ts';
@@ -81,7 +82,9 @@ export async function prepareDelivery(fleet: readonly ClusterInfo[], input: Prep
   const previous = input.previous ?? {};
   const { app } = request;
   try {
-    if (!app.source) return prepareDeploy(request, fleet, await resolveAll(imagesOf(inlineApp(app)), resolve), deliveryId, previous);
+    // Each wave first copies what its clusters pull from their regional registry (model/replication.ts).
+    const replicated = (p: PreparedDelivery) => withReplication(p, renderer.registries.map(toRegistryInfo), request.replicate);
+    if (!app.source) return replicated(prepareDeploy(request, fleet, await resolveAll(imagesOf(inlineApp(app)), resolve), deliveryId, previous));
     const source = app.source;
     if ('version' in source) throw new PlanError('a version source is prepared from the clusters, not rendered', ['app', 'source']);
     const placed = planPlacement(app, fleet, request.waves);
@@ -93,7 +96,7 @@ export async function prepareDelivery(fleet: readonly ClusterInfo[], input: Prep
       bases[c.name] = values && 'helm' in source ? normalizeBundle(await render(source, app, deepMerge(source.helm.values, values), renderer), app) : base;
     }
     const digests = await resolveAll(imagesOfBundles(request, placed, bases), resolve);
-    return prepareBundle(request, placed, bases, digests, deliveryId, previous, base);
+    return replicated(prepareBundle(request, placed, bases, digests, deliveryId, previous, base));
   } catch (err) {
     if (err instanceof PlanError) throw planFailed(err);
     throw err;

@@ -7,12 +7,14 @@ import express, { type Express } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import { toClusterInfo, type ClusterInfo, type Inventory } from '../model/index.ts';
+import { toRegistryInfo, type RegistryInfo } from '../model/registry.ts';
 import { HUB_TASK_QUEUE } from '../workflows/messages.ts';
 import { authenticate, TokenStore, type TokensFile } from './auth.ts';
 import { locals, requestContext } from './context.ts';
 import { Deliveries } from './deliveries.ts';
 import { errorHandler, isTemporalUnavailable, routeNotFound } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
+import { Replications, replicationRoutes } from './replications.ts';
 import { v1Routes } from './routes.ts';
 
 export interface AppDeps {
@@ -29,6 +31,8 @@ export interface AppDeps {
   protectedNamespaces?: readonly string[];
   /** Healthy versions kept per application (FLOTILLA_VERSION_HISTORY). */
   versionHistory?: number;
+  /** The inventory's registries (POST /v1/replications); taken from `inventory` when that is the parsed file. */
+  registries?: readonly RegistryInfo[];
 }
 
 const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] =>
@@ -45,6 +49,11 @@ export function createApp(deps: AppDeps): Express {
     fleet,
     taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE,
     ...(deps.versionHistory !== undefined ? { versionHistory: deps.versionHistory } : {}),
+  });
+  const replications = new Replications({
+    temporal: deps.temporal,
+    registries: deps.registries ?? ('clusters' in deps.inventory ? deps.inventory.registries.map(toRegistryInfo) : []),
+    taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE,
   });
   const openapi = openApiDocument();
 
@@ -86,6 +95,7 @@ export function createApp(deps: AppDeps): Express {
     // Temporal accepts for one payload (the request travels as the delivery's input); larger charts belong in a registry.
     express.json({ limit: BODY_LIMIT, strict: true }),
     v1Routes(deliveries, fleet, deps.protectedNamespaces ?? []),
+    replicationRoutes(replications),
   );
 
   app.use(routeNotFound);

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { InventorySchema, toClusterInfo, type ClusterInfo } from '../model/index.ts';
+import { toRegistryInfo, type RegistryInfo } from '../model/registry.ts';
 import { Role, TokensFileSchema, type TokensFile } from './auth.ts';
 
 export const ConfigSchema = z.object({
@@ -68,6 +69,13 @@ export async function loadInventory(path: string): Promise<ClusterInfo[]> {
     );
   }
   return r.data.clusters.map(toClusterInfo);
+}
+
+/** The inventory's registries, as workflows may know them (no credentials key). */
+export async function loadRegistries(path: string): Promise<RegistryInfo[]> {
+  const r = InventorySchema.safeParse(await readStructured(path, 'inventory'));
+  if (!r.success) throw new ConfigError(`invalid inventory ${path}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data.registries.map(toRegistryInfo);
 }
 
 /** Never echoes a token in its errors: only the position of the bad entry. */

@@ -8,15 +8,16 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from './app.ts';
-import { loadConfig, loadInventory, loadTokens } from './config.ts';
+import { loadConfig, loadInventory, loadRegistries, loadTokens } from './config.ts';
 import { createLogger } from './logger.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.FLOTILLA_LOG_LEVEL);
-  const [fleet, tokens] = await Promise.all([
+  const [fleet, tokens, registries] = await Promise.all([
     loadInventory(config.FLOTILLA_INVENTORY),
     loadTokens(config.FLOTILLA_API_TOKENS_FILE),
+    loadRegistries(config.FLOTILLA_INVENTORY),
   ]);
   if (Object.keys(tokens).length === 0)
     log.warn('the tokens file holds no token: every /v1 request will get 401');
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
   // Connection.lazy: the API starts (and /readyz says 503) while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.FLOTILLA_TEMPORAL_ADDRESS });
   const temporal = new Client({ connection, namespace: config.FLOTILLA_TEMPORAL_NAMESPACE });
-  const app = createApp({ temporal, inventory: fleet, tokens, logger: log, protectedNamespaces: config.FLOTILLA_PROTECTED_NAMESPACES, versionHistory: config.FLOTILLA_VERSION_HISTORY });
+  const app = createApp({ temporal, inventory: fleet, tokens, logger: log, protectedNamespaces: config.FLOTILLA_PROTECTED_NAMESPACES, versionHistory: config.FLOTILLA_VERSION_HISTORY, registries });
 
   const server = app.listen(config.FLOTILLA_API_PORT, config.FLOTILLA_API_HOST);
   await once(server, 'listening');

@@ -3,7 +3,8 @@
  * validate with (z.toJSONSchema; OpenAPI 3.1 speaks JSON Schema 2020-12).
  */
 import { z } from 'zod';
-import { DeliveryRequestSchema } from '../model/index.ts';
+import { DeliveryRequestSchema, ReplicationRequestSchema } from '../model/index.ts';
+import { ReplicationListQuerySchema } from './replications.ts';
 import {
   ActionBodySchema,
   AppQuerySchema,
@@ -192,6 +193,36 @@ export function openApiDocument(): Json {
           },
         },
       },
+      '/v1/replications': {
+        post: {
+          operationId: 'startReplication',
+          summary: 'Copy an image to registries of the inventory (or all of them), by digest (roles: ci, sre)',
+          parameters: [idempotencyParam],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('ReplicationRequest') } } },
+          responses: {
+            '202': { ...json('ReplicationAccepted', 'Started; Location names the status URL'), headers: { Location: { schema: { type: 'string' } } } },
+            '200': json('ReplicationAccepted', 'An earlier request with the same Idempotency-Key started it'),
+            ...common,
+            '415': error('The body is not application/json'),
+            '422': error('An unknown registry, the image\'s own registry as a target, or an image its registry does not have'),
+            '503': error('The image could not be resolved now (Retry-After)'),
+          },
+        },
+        get: {
+          operationId: 'listReplications',
+          summary: 'Replications, newest first (any role)',
+          parameters: queryParams(ReplicationListQuerySchema, { limit: 'At most this many items' }),
+          responses: { '200': { description: 'Replications' }, ...common },
+        },
+      },
+      '/v1/replications/{id}': {
+        get: {
+          operationId: 'getReplication',
+          summary: "A replication's status: the source pinned, each target's phase and pinned reference (any role)",
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Replication id, as returned by POST /v1/replications' }],
+          responses: { '200': { description: "The replication's status" }, ...common, '404': error('No such replication') },
+        },
+      },
       '/healthz': {
         get: {
           operationId: 'healthz',
@@ -235,6 +266,17 @@ export function openApiDocument(): Json {
         AppVersions: schema(AppVersionsSchema, 'output'),
         AppRollback: schema(AppRollbackBodySchema, 'input'),
         Error: schema(ErrorSchema, 'output'),
+        ReplicationRequest: schema(ReplicationRequestSchema, 'input'),
+        ReplicationAccepted: {
+          type: 'object',
+          required: ['id', 'status', 'source', 'targets'],
+          properties: {
+            id: { type: 'string' },
+            status: { type: 'string', description: 'URL of the replication status' },
+            source: { type: 'string', description: 'The image pinned by digest in its registry' },
+            targets: { type: 'array', items: { type: 'string' }, description: 'Registry names' },
+          },
+        },
       },
     },
   };

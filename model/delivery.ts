@@ -46,6 +46,13 @@ export const DeployRequestSchema = z
     canary: CanarySchema.optional(),
     /** The blue-green's Deployment, Services, promotion and analyses (type blueGreen only; all optional). */
     blueGreen: BlueGreenSchema.optional(),
+    /**
+     * Copy the images to each wave's regional registry before the wave starts (absent: true). false skips it:
+     * clusters pulling from a registry that lacks the image show ErrImagePull.
+     */
+    replicate: z.boolean().optional(),
+    /** How long a wave's replication may wait for a registry that is down (absent: 30m). */
+    replicationTimeout: durationString.optional(),
   })
   .strict()
   .superRefine((r, ctx) => {

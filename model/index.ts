@@ -14,3 +14,4 @@ export * from './bundle.ts';
 export * from './canary.ts';
 export * from './analysis.ts';
 export * from './strategy.ts';
+export * from './replication.ts';

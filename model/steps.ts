@@ -15,6 +15,7 @@ import { customizeForCluster, imagesIn, mainImage, markBundle, pinBundle, planBu
 import { refOf, applyOrder, needsWait, type KubeObject, type ObjectRef } from './objects.ts';
 import { planDeploy, planPlacement, type ImageDigests, type Placed } from './plan.ts';
 import { renderApp } from './render.ts';
+import type { ReplicateStep } from './replication.ts';
 
 export const StepKind = {
   /** Server-side apply of the cluster's rendered objects, after recording what stood there. */
@@ -42,6 +43,8 @@ export const StepKind = {
   switch: 'switch',
   /** Blue-green: after scaleDownDelay, the Deployment itself runs the new version, the active Service back on it, the preview gone. */
   finish: 'finish',
+  /** Wave step, first in each wave: copy the images its clusters pull from their regional registry there, by digest. */
+  replicate: 'replicate',
 } as const;
 export type StepKind = (typeof StepKind)[keyof typeof StepKind];
 
@@ -59,7 +62,8 @@ export type PlanStep =
   | { kind: typeof StepKind.bake; durationMs: number }
   | { kind: typeof StepKind.preview }
   | { kind: typeof StepKind.switch }
-  | { kind: typeof StepKind.finish; scaleDownDelayMs: number };
+  | { kind: typeof StepKind.finish; scaleDownDelayMs: number }
+  | ReplicateStep;
 
 export type StepScope = 'cluster' | 'wave';
 const scopes: Record<StepKind, StepScope> = {
@@ -77,6 +81,7 @@ const scopes: Record<StepKind, StepScope> = {
   preview: 'cluster',
   switch: 'cluster',
   finish: 'cluster',
+  replicate: 'wave',
 };
 export const scopeOf = (s: PlanStep): StepScope => scopes[s.kind];
 

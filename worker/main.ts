@@ -22,6 +22,7 @@ import { createClusterActivities, createHubActivities } from '../activities/inde
 import { createAnalysisActivities, loadAnalysisConfig, type AnalysisConfig } from '../activities/analysis/index.ts';
 import { createRegistryActivities, loadCredentials, RegistryPool, type RegistryCredentials } from '../activities/registry/index.ts';
 import { createClusterClients, type ClusterClients } from '../activities/kubernetes/clients.ts';
+import { createHarborActivities } from '../activities/harbor/index.ts';
 import { toClusterInfo, type Cluster, type Inventory } from '../model/inventory.ts';
 import { HUB_TASK_QUEUE } from '../workflows/messages.ts';
 import { ConfigError, loadConfig, type WorkerConfig } from './config.ts';
@@ -120,6 +121,8 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
           ...createHubActivities({ inventory, credentials, logger: registryLog, pool, ...(opts.resolveDigest ? { resolveDigest: opts.resolveDigest } : {}) }),
           ...createRegistryActivities({ registries: inventory.registries, credentials, logger: registryLog, pool }),
           ...createAnalysisActivities({ config: opts.analysis ?? loadAnalysisConfig(), logger: log.child({ component: 'analysis' }) }),
+          // Replication through a Harbor's own policies, for images whose source registry is a Harbor.
+          ...createHarborActivities({ registries: inventory.registries, credentials, logger: registryLog }),
         },
         shutdownGraceTime: config.shutdownGraceMs,
         // A killed worker's workflows move to the next worker after this, not after the default 10 s.

@@ -13,6 +13,7 @@ import { summarizeFailure } from './failures.ts';
 import type { ActionInput } from './messages.ts';
 import { applyStep } from './steps/apply.ts';
 import { pruneStep } from './steps/prune.ts';
+import { replicateStep } from './steps/replicate.ts';
 import { waitStep } from './steps/wait.ts';
 import { analysisStep } from './steps/analysis.ts';
 import { finishStep, previewStep, switchStep } from './steps/bluegreen.ts';
@@ -43,6 +44,7 @@ const clusterSteps: Partial<Record<StepKind, ClusterStepModule>> = {
   finish: finishStep,
 };
 const waveSteps: Partial<Record<StepKind, WaveStepModule>> = {
+  replicate: replicateStep,
   pause: pauseStep,
   approval: approvalStep,
   analysis: analysisStep,

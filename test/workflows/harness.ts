@@ -317,8 +317,43 @@ export class FakeCluster {
   }
 }
 
+/**
+ * A registry stand-in for the replicate step: keeps which pinned references each host holds; a host
+ * in `down` refuses like a stopped registry (RegistryUnreachable, retried by Temporal).
+ */
+export class FakeRegistries {
+  readonly held = new Set<string>();
+  readonly down = new Set<string>();
+  readonly calls: { op: string; ref: string; at: number }[] = [];
+
+  activities() {
+    const hostOf = (ref: string) => ref.split('/')[0]!;
+    return {
+      copyImage: async (input: { source: string; target: string }) => {
+        this.calls.push({ op: 'copy', ref: input.target, at: Date.now() });
+        if (this.down.has(hostOf(input.target))) throw ApplicationFailure.retryable(`registry ${hostOf(input.target)}: connection refused`, 'RegistryUnreachable');
+        const digest = input.source.slice(input.source.indexOf('@') + 1);
+        this.held.add(`${input.target}@${digest}`);
+        return { source: input.source, target: `${input.target}@${digest}`, digest, sourceDigest: digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', filtered: false, manifests: 1, blobs: { total: 2, copied: 2, skipped: 0, mounted: 0 }, bytes: { total: 2, uploaded: 2, skipped: 0, mounted: 0 }, resumed: [], restarted: [], uploadedBefore: 0, attempt: Context.current().info.attempt, durationMs: 1 };
+      },
+      checkImage: async (input: { ref: string; digest: string }) => {
+        this.calls.push({ op: 'check', ref: `${input.ref}@${input.digest}`, at: Date.now() });
+        if (this.down.has(hostOf(input.ref))) throw ApplicationFailure.retryable(`registry ${hostOf(input.ref)}: connection refused`, 'RegistryUnreachable');
+        if (!this.held.has(`${input.ref}@${input.digest}`)) throw ApplicationFailure.nonRetryable(`${input.ref}@${input.digest} not found`, 'ImageNotFound');
+        return { pinned: `${input.ref}@${input.digest}`, digest: input.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1 };
+      },
+      resolveImage: async (input: { ref: string }) => {
+        const digest = fakeDigest(input.ref);
+        return { ref: input.ref, pinned: pinned(input.ref), digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1 };
+      },
+    };
+  }
+}
+
 export interface Fleet {
   client: Client;
+  /** The registries the replicate step copies into. */
+  registries: FakeRegistries;
   taskQueue: string;
   clusters: Record<string, FakeCluster>;
   info: ClusterInfo[];
@@ -358,6 +393,7 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
     clusters: info.map((c) => ({ name: c.name, region: c.region, provider: c.provider, labels: c.labels, kubeconfig: { path: '/nowhere' }, capacity: c.capacity, taskQueue: c.taskQueue })),
   };
   const fleetRef: { planGate: Promise<void> | undefined } = { planGate: undefined };
+  const registries = new FakeRegistries();
   const realHub = createHubActivities({ inventory, resolveDigest: async (ref) => fakeDigest(ref) });
   const hub = {
     describeFleet: realHub.describeFleet,
@@ -370,7 +406,7 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
   const launch = async (key: string, worker: Worker) => {
     workers.set(key, { worker, done: worker.run() });
   };
-  await launch('hub', await Worker.create({ connection, taskQueue, workflowBundle, activities: hub, stickyQueueScheduleToStartTimeout: '2s' }));
+  await launch('hub', await Worker.create({ connection, taskQueue, workflowBundle, activities: { ...hub, ...registries.activities() }, stickyQueueScheduleToStartTimeout: '2s' }));
   const startCluster = async (name: string) => {
     const c = info.find((x) => x.name === name)!;
     await launch(name, await Worker.create({ connection, taskQueue: c.taskQueue, activities: clusters[name]!.activities() }));
@@ -388,6 +424,7 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
   const apps = new Set<string>();
   return Object.assign(fleetRef, {
     client,
+    registries,
     taskQueue,
     clusters,
     info,

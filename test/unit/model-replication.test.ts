@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { copiesFor, groupByTarget, replicationTargets, ReplicationPlanError, ReplicationRequestSchema, withReplication } from '../../model/replication.ts';
+import { prepareDeploy, DeployRequestSchema, segmentsOf, type ClusterInfo } from '../../model/index.ts';
+import type { RegistryInfo } from '../../model/registry.ts';
+
+const d = (c: string) => `sha256:${c.repeat(64)}`;
+const registries: RegistryInfo[] = [
+  { name: 'central', host: 'central.local:5000', region: 'central', type: 'oci' },
+  { name: 'cn-north', host: 'north.local:5000', region: 'cn-north', type: 'oci' },
+  { name: 'cn-south', host: 'south.local:5000', region: 'cn-south', type: 'oci' },
+];
+const fleet: ClusterInfo[] = [
+  { name: 'beijing', region: 'cn-north', provider: 'private', labels: {}, capacity: 1, taskQueue: 'q-b' },
+  { name: 'shenzhen', region: 'cn-south', provider: 'private', labels: {}, capacity: 1, taskQueue: 'q-s' },
+  { name: 'cloud-hk', region: 'ap-east', provider: 'public', labels: {}, capacity: 1, taskQueue: 'q-h' },
+];
+const request = (extra: Record<string, unknown> = {}) =>
+  DeployRequestSchema.parse({
+    type: 'deploy',
+    app: { name: 'web', namespace: 'shop', image: 'central.local:5000/demo/web:v2', replicas: 3, placement: { clusters: ['beijing', 'shenzhen', 'cloud-hk'] }, overrides: { beijing: { registry: 'north.local:5000' }, shenzhen: { registry: 'south.local:5000' } } },
+    waves: [['cloud-hk'], ['beijing', 'shenzhen']],
+    ...extra,
+  });
+const digests = { 'central.local:5000/demo/web:v2': d('a') };
+
+describe('replication in a delivery plan', () => {
+  it('puts a replicate step first in every wave, with the copies of that wave grouped by target registry', () => {
+    const prepared = withReplication(prepareDeploy(request(), fleet, digests, 'delivery-1'), registries, undefined);
+    expect(prepared.waves.map((w) => w.steps.map((s) => s.kind))).toEqual([
+      ['replicate', 'apply', 'wait', 'prune'],
+      ['replicate', 'apply', 'wait', 'prune'],
+    ]);
+    // Wave 1 (cloud-hk pulls from central itself): nothing to copy; wave 2: one copy per regional registry.
+    expect(prepared.waves[0]!.steps[0]).toEqual({ kind: 'replicate', targets: [] });
+    expect(prepared.waves[1]!.steps[0]).toEqual({
+      kind: 'replicate',
+      targets: [
+        { registry: 'cn-north', host: 'north.local:5000', via: 'copier', copies: [{ source: `central.local:5000/demo/web@${d('a')}`, target: `north.local:5000/demo/web@${d('a')}`, tag: 'v2' }] },
+        { registry: 'cn-south', host: 'south.local:5000', via: 'copier', copies: [{ source: `central.local:5000/demo/web@${d('a')}`, target: `south.local:5000/demo/web@${d('a')}`, tag: 'v2' }] },
+      ],
+    });
+    // The clusters deploy the regional reference, pinned.
+    expect(prepared.clusters.beijing!.image).toBe(`north.local:5000/demo/web@${d('a')}`);
+    expect(segmentsOf(prepared.waves[1]!.steps)[0]).toEqual({ scope: 'wave', at: 0 });
+  });
+
+  it('leaves the plan as it was with replicate: false, or when no cluster pulls from another registry', () => {
+    const plain = prepareDeploy(request(), fleet, digests, 'delivery-1');
+    expect(withReplication(plain, registries, false)).toBe(plain);
+    const central = prepareDeploy(DeployRequestSchema.parse({ ...request(), app: { ...request().app, overrides: {} } }), fleet, digests, 'delivery-1');
+    expect(withReplication(central, registries, true)).toBe(central);
+  });
+
+  it('copies only images the delivery resolved from another registry of the same repository', () => {
+    expect(copiesFor([`north.local:5000/demo/web@${d('a')}`, `central.local:5000/demo/web@${d('a')}`, 'north.local:5000/demo/web:v2', `north.local:5000/other@${d('a')}`], digests)).toEqual([
+      { source: `central.local:5000/demo/web@${d('a')}`, target: `north.local:5000/demo/web@${d('a')}`, tag: 'v2' },
+    ]);
+  });
+
+  it('routes a copy whose source is a Harbor through Harbor, and names an unknown target by its host', () => {
+    const harbor: RegistryInfo[] = [{ ...registries[0]!, type: 'harbor' }, registries[1]!];
+    const t = groupByTarget(
+      [
+        { source: `central.local:5000/demo/web@${d('a')}`, target: `north.local:5000/demo/web@${d('a')}` },
+        { source: `central.local:5000/demo/web@${d('a')}`, target: `north.local:5000/demo/web@${d('a')}` },
+        { source: `central.local:5000/demo/web@${d('a')}`, target: `elsewhere.local/demo/web@${d('a')}` },
+      ],
+      harbor,
+    );
+    expect(t.map((x) => [x.registry, x.via, x.harbor, x.copies.length])).toEqual([
+      ['cn-north', 'harbor', 'central', 1],
+      ['elsewhere.local', 'copier', undefined, 1],
+    ]);
+  });
+});
+
+describe('POST /v1/replications request', () => {
+  it('validates the body with field paths', () => {
+    const r = ReplicationRequestSchema.safeParse({ image: 'Not An Image', to: [] });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => i.path.join('.')).sort()).toEqual(['image', 'to']);
+    expect(ReplicationRequestSchema.parse({ image: 'central.local:5000/demo/web:v2', to: 'all' }).timeout).toBe('30m');
+  });
+
+  it('expands "all" to every registry but the image\'s own, and names an unknown or duplicate registry', () => {
+    expect(replicationTargets({ image: 'central.local:5000/demo/web:v2', to: 'all' }, registries).map((r) => r.name)).toEqual(['cn-north', 'cn-south']);
+    const err = (to: string[]) => {
+      try {
+        replicationTargets({ image: 'central.local:5000/demo/web:v2', to }, registries);
+      } catch (e) {
+        return e as ReplicationPlanError;
+      }
+      throw new Error('no error');
+    };
+    expect(err(['cn-north', 'mars'])).toMatchObject({ path: ['to', 1], message: expect.stringMatching(/unknown registry "mars"/) });
+    expect(err(['cn-north', 'cn-north']).message).toMatch(/listed twice/);
+    expect(err(['central']).message).toMatch(/image's own registry/);
+  });
+});
