@@ -138,14 +138,18 @@ describe('authentication and roles', () => {
       expect(res.status, who).toBe(403);
       expect(res.body.error).toBe('Forbidden');
     }
-    for (const who of ['viewer', 'rm', 'ci'] as const) {
+    for (const who of ['viewer', 'ci'] as const) {
       const res = await request(app)
         .post('/v1/deliveries/delivery-x/actions')
         .set('Authorization', bearer(who))
         .send({ action: 'retry' });
       expect(res.status, who).toBe(403);
-      expect(res.body.message).toContain('allowed: sre');
+      expect(res.body.message).toContain('allowed: release-manager, sre');
     }
+    // A release manager decides gates, nothing else.
+    const rm = await request(app).post('/v1/deliveries/delivery-x/actions').set('Authorization', bearer('rm')).send({ action: 'retry' });
+    expect(rm.status).toBe(403);
+    expect(rm.body.message).toBe('retry needs permission act, which role release-manager does not have');
     expect(calls).toEqual([]);
   });
 
@@ -389,7 +393,7 @@ describe('GET /openapi.json', () => {
       '#/components/schemas/DeliveryRequest',
     );
     expect(Object.keys(start.responses)).toEqual(expect.arrayContaining(['202', '400', '409', '422']));
-    const deploy = doc.components.schemas.DeliveryRequest!.oneOf![0]!;
+    const deploy = doc.components.schemas.DeliveryRequest as unknown as { required: string[]; properties: Record<string, unknown> };
     expect(deploy.required).toEqual(expect.arrayContaining(['type', 'app']));
     expect(deploy.properties.app).toMatchObject({
       type: 'object',
@@ -397,7 +401,7 @@ describe('GET /openapi.json', () => {
       properties: expect.objectContaining({ source: expect.anything(), image: expect.anything(), replicas: expect.anything() }),
     });
     expect(doc.components.schemas.ActionRequest!.properties!.action).toMatchObject({
-      enum: ['retry', 'skip', 'rollback', 'abort'],
+      enum: ['retry', 'skip', 'rollback', 'abort', 'approve', 'reject', 'promote'],
     });
     expect(doc.components.schemas.DeliveryStatus!.properties).toHaveProperty('clusters');
     expect(doc.components.securitySchemes.bearer).toEqual(

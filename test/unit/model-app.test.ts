@@ -258,7 +258,12 @@ describe('DeployRequestSchema', () => {
   });
 
   it.each<[string, unknown, (string | number)[]]>([
-    ['another type', { ...request, type: 'canary' }, ['type']],
+    ['another type', { ...request, type: 'rollout' }, ['type']],
+    ['a canary without its steps', { ...request, type: 'canary' }, ['canary']],
+    ['canary steps on a deploy', { ...request, canary: { steps: [{ setWeight: 10 }] } }, ['canary']],
+    ['a canary step with two keys', { ...request, type: 'canary', canary: { steps: [{ setWeight: 10, pause: {} }] } }, ['canary', 'steps', 0]],
+    ['a gate with an unknown role', { ...request, type: 'canary', canary: { steps: [{ approval: { name: 'go', roles: ['ci'] } }] } }, ['canary', 'steps', 0, 'approval', 'roles', 0]],
+    ['two gates of one name', { ...request, type: 'canary', canary: { steps: [{ approval: { name: 'go' } }, { approval: { name: 'go' } }] } }, ['canary', 'steps', 1, 'approval', 'name']],
     ['no app', { type: 'deploy' }, ['app']],
     ['an app error, under app', { ...request, app: { ...minimal, image: 'Web' } }, ['app', 'image']],
     ['no waves at all', { ...request, waves: [] }, ['waves']],
