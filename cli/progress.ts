@@ -100,7 +100,8 @@ export function changeLines(prev: StatusView | undefined, next: StatusView, styl
   }
   const wave = next.currentWave ?? 0;
   const n = waveCount(next);
-  if (n > 0 && (!prev || (prev.currentWave ?? 0) !== wave) && !isTerminal(next.phase)) {
+  // Also when the waves first become known (the status before was still planning, with none).
+  if (n > 0 && (!prev || (prev.currentWave ?? 0) !== wave || waveCount(prev) === 0) && !isTerminal(next.phase)) {
     out.push(`wave ${wave + 1}/${n}: ${(next.waves?.[wave] ?? []).join(', ')}`);
   }
   const before = new Map(clustersOf(prev ?? { id: '', phase: '' }).map((c) => [c.cluster, clusterKey(c)]));
