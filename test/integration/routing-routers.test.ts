@@ -35,6 +35,7 @@ import {
   type Owner,
   type TrafficRouting,
 } from '../../model/index.ts';
+import { clearBehaviour, setBehaviour, stackOptions } from '../../stack/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
 import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 
@@ -295,9 +296,21 @@ describe.each(cases.map((c, i) => ({ ...c, cluster: inventory.clusters[i % inven
       }
     }
 
-    // Setting the same weight again changes nothing.
-    const again = await activity(h.acts.readTrafficWeight, { cluster: tc.cluster, owner, routing: tc.routing, target });
+    // Setting the same weight again (a retried step) changes nothing: no object gets a new resourceVersion.
+    const versions = async () => {
+      const refs = [
+        { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: ns },
+        { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web-canary', namespace: ns },
+        ...(route ? [{ apiVersion: route.apiVersion, kind: route.kind, name: 'web', namespace: ns }] : []),
+        ...('nginx' in tc.routing ? [{ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', name: 'web-canary', namespace: ns }] : []),
+      ];
+      return Promise.all(refs.map(async (r) => (await readObject(h.clients, r))!.metadata.resourceVersion));
+    };
+    const rv = await versions();
+    const again = await activity(h.acts.setTrafficWeight, { cluster: tc.cluster, owner, routing: tc.routing, target, weight: 100, totalReplicas: tc.replicas });
     expect(again.weight).toBe(100);
+    expect(await versions()).toEqual(rv);
+    expect((await activity(h.acts.readTrafficWeight, { cluster: tc.cluster, owner, routing: tc.routing, target })).weight).toBe(100);
 
     const removed = await activity(h.acts.removeCanary, { cluster: tc.cluster, owner, routing: tc.routing, target, totalReplicas: tc.replicas });
     expect(removed.kept).toEqual([]);
@@ -357,5 +370,50 @@ describe('router failures', () => {
     const live = (await readObject(h.clients, { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', name: 'web', namespace: ns }))!;
     expect(live.metadata.annotations?.[ANNOTATION_ROUTING_ORIGINAL]).toBeUndefined();
     expect((await deploymentReplicas(h, ns, 'web-canary'))?.replicas).toBe(0);
+  });
+});
+
+describe('a canary that is not ready, and a weight going back', () => {
+  const cluster = inventory.clusters[1]!.name;
+  const ns = `rt-bad-${run}`;
+  const owner: Owner = { namespace: ns, name: 'web' };
+  const routing: TrafficRouting = { gatewayAPI: { httpRoute: 'web' } };
+  afterAll(() => clearBehaviour({ image: 'demo/web:v3' }, stackOptions(stack)));
+
+  it('a canary whose pods never turn ready takes no traffic (RolloutTimeout, route untouched); 50 back to 0 moves the route first, then the canary goes', async () => {
+    namespaces.push({ cluster, ns });
+    const h = on(cluster);
+    await setBehaviour({ image: 'demo/web:v3', behaviour: 'unready' }, stackOptions(stack));
+    const objects = app(ns, 'v1', 4);
+    const route = routeObjects(ns).gatewayAPI!;
+    await applyObjects(h.clients, { objects: [...objects, route], owner, adopt: true, protectedNamespaces: [] }, silent);
+    await eventually('the stable version ready', 90_000, async () => ((await deploymentReplicas(h, ns, 'web'))?.ready === 4 ? true : undefined));
+    const before = await snapshot(h, ns, route);
+    const target = canaryTarget(objects) as CanaryTarget;
+    const set = (weight: number, version: string) => activity(h.acts.setTrafficWeight, { cluster, owner, routing, target, weight, timeoutMs: 8_000, deliveryId: version });
+
+    // The bad version: its canary pod never turns ready, so the route never moves.
+    await applyObjects(h.clients, { objects: canaryObjects(target, app(ns, 'v3', 4), routing, [route]) as KubeObject[], owner, adopt: false, protectedNamespaces: [] }, silent);
+    let failure: unknown;
+    await set(20, 'v3').catch((e: unknown) => (failure = e));
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect((failure as ApplicationFailure).type).toBe(FailureType.RolloutTimeout);
+    expect((failure as ApplicationFailure).message).toMatch(/web-canary has 0 of 1 replicas ready/);
+    const untouched = (await readObject(h.clients, { apiVersion: route.apiVersion, kind: 'HTTPRoute', name: 'web', namespace: ns }))!;
+    expect(untouched.metadata.annotations?.[ANNOTATION_ROUTING_ORIGINAL]).toBeUndefined();
+    expect(await endpointIps(h, ns, 'web-canary')).toEqual([]);
+    const aborted = await activity(h.acts.removeCanary, { cluster, owner, routing, target, totalReplicas: 4 });
+    expect(aborted.state.weight).toBe(0);
+    await eventually('the bad canary pods gone', 60_000, async () => ((await podIps(h, ns, 'canary')).length === 0 && (await h.clients.core.listNamespacedPod({ namespace: ns, labelSelector: `${LABEL_TRACK}=canary` })).items.length === 0 ? true : undefined));
+    expect(await snapshot(h, ns, route)).toEqual(before);
+
+    // A good version to 50 %, then back to 0 (what an abort asks): the route is all stable again and the canary at 0.
+    await applyObjects(h.clients, { objects: canaryObjects(target, app(ns, 'v2', 4), routing, [route]) as KubeObject[], owner, adopt: false, protectedNamespaces: [] }, silent);
+    expect((await set(50, 'v2')).weight).toBe(50);
+    const back = await set(0, 'v2');
+    expect(back).toMatchObject({ weight: 0, routes: [{ name: 'rule 0', stable: 100, canary: 0 }], canary: { replicas: 0, readyReplicas: 0 }, stable: { replicas: 4, readyReplicas: 4 } });
+    await eventually('web-canary lists no pod', 30_000, async () => ((await endpointIps(h, ns, 'web-canary')).length === 0 ? true : undefined));
+    await activity(h.acts.removeCanary, { cluster, owner, routing, target, totalReplicas: 4 });
+    expect(await snapshot(h, ns, route)).toEqual(before);
   });
 });
