@@ -69,7 +69,10 @@ export const CanarySchema = z
   .strict()
   .superRefine((c, ctx) => {
     const names = new Set<string>();
+    const replicaRatio = !c.trafficRouting || 'replicaRatio' in c.trafficRouting;
     c.steps.forEach((s, i) => {
+      if (replicaRatio && s.setCanaryScale && !s.setCanaryScale.matchTrafficWeight)
+        ctx.addIssue({ code: 'custom', path: ['steps', i, 'setCanaryScale'], message: 'needs a traffic router (trafficRouting): with the replica ratio, the replicas are the weight' });
       if (!s.approval) return;
       if (names.has(s.approval.name)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'approval', 'name'], message: `gate "${s.approval.name}" is named twice` });
       names.add(s.approval.name);

@@ -263,6 +263,7 @@ describe('DeployRequestSchema', () => {
     ['canary steps on a deploy', { ...request, canary: { steps: [{ setWeight: 10 }] } }, ['canary']],
     ['a canary step with two keys', { ...request, type: 'canary', canary: { steps: [{ setWeight: 10, pause: {} }] } }, ['canary', 'steps', 0]],
     ['a gate with an unknown role', { ...request, type: 'canary', canary: { steps: [{ approval: { name: 'go', roles: ['ci'] } }] } }, ['canary', 'steps', 0, 'approval', 'roles', 0]],
+    ['setCanaryScale without a traffic router', { ...request, type: 'canary', canary: { steps: [{ setCanaryScale: { replicas: 2 } }] } }, ['canary', 'steps', 0, 'setCanaryScale']],
     ['two gates of one name', { ...request, type: 'canary', canary: { steps: [{ approval: { name: 'go' } }, { approval: { name: 'go' } }] } }, ['canary', 'steps', 1, 'approval', 'name']],
     ['no app', { type: 'deploy' }, ['app']],
     ['an app error, under app', { ...request, app: { ...minimal, image: 'Web' } }, ['app', 'image']],
