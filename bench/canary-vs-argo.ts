@@ -91,6 +91,7 @@ export async function main(args: string[]): Promise<void> {
         const b0 = performance.now();
         const a = await argo.apply(argo.rollout('v1', REPLICAS, argoSteps));
         await argo.until(healthyAt(a.metadata!.generation!, REPLICAS), b0, 'baseline Healthy');
+        process.stderr.write('baselines: Argo Healthy at v1\n');
         for (const [ns, placed] of [[nsOne, [first]], [nsThree, clusters]] as const) {
           const s = await result(await engine.deliver({ namespace: ns, image: `${engine.central}/demo/web:v1`, replicas: REPLICAS, placement: { clusters: [...placed] } }));
           if (s.phase !== 'Healthy') throw new Error(`baseline in ${ns} ended ${s.phase}: ${s.message}`);

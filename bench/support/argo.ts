@@ -62,13 +62,38 @@ export async function startArgoSide(stack: StackInfo, cluster: string, ns: strin
   await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   const rollouts: { at: number; r: RolloutView }[] = [];
   const replicaSets: ReplicaSetEvent[] = [];
-  const ro = await watch.watch(`/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts`, {}, (_t: string, r: RolloutView) => rollouts.push({ at: performance.now(), r }), () => undefined);
-  const rs = await watch.watch(
+  // Watches that start again when the API server ends them (it does, and under load sooner):
+  // each restart lists the objects first, so no change is missed, only seen late (said on stderr).
+  const keepWatching = async <T>(path: string, list: () => Promise<T[]>, on: (o: T) => void): Promise<{ abort: () => void }> => {
+    let stopped = false;
+    let ctl: { abort: () => void } | undefined;
+    const start = async (restart: boolean): Promise<void> => {
+      if (stopped) return;
+      if (restart) {
+        process.stderr.write(`argo side: the watch of ${path} ended; listing and watching again\n`);
+        for (const o of await list().catch(() => [])) on(o);
+      }
+      ctl = await watch.watch(path, {}, (_t: string, o: T) => on(o), () => {
+        void start(true).catch(() => setTimeout(() => void start(true).catch(() => undefined), 1000));
+      });
+    };
+    await start(false);
+    return {
+      abort: () => {
+        stopped = true;
+        ctl?.abort();
+      },
+    };
+  };
+  const ro = await keepWatching<RolloutView>(
+    `/apis/argoproj.io/v1alpha1/namespaces/${ns}/rollouts`,
+    async () => (await objects.list('argoproj.io/v1alpha1', 'Rollout', ns)).items as RolloutView[],
+    (r) => rollouts.push({ at: performance.now(), r }),
+  );
+  const rs = await keepWatching<k8s.V1ReplicaSet>(
     `/apis/apps/v1/namespaces/${ns}/replicasets`,
-    {},
-    (_t: string, x: k8s.V1ReplicaSet) =>
-      replicaSets.push({ at: performance.now(), hash: x.metadata?.labels?.['rollouts-pod-template-hash'] ?? '', replicas: x.spec?.replicas ?? 0, ready: x.status?.readyReplicas ?? 0 }),
-    () => undefined,
+    async () => (await objects.list('apps/v1', 'ReplicaSet', ns)).items as k8s.V1ReplicaSet[],
+    (x) => replicaSets.push({ at: performance.now(), hash: x.metadata?.labels?.['rollouts-pod-template-hash'] ?? '', replicas: x.spec?.replicas ?? 0, ready: x.status?.readyReplicas ?? 0 }),
   );
   const latest = () => rollouts.at(-1)?.r;
   return {
