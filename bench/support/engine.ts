@@ -9,6 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import type { V1Deployment } from '@kubernetes/client-node';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../api/app.ts';
+import { createLogger as createApiLogger } from '../../api/logger.ts';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
 import { startUnderLock } from '../../api/lock.ts';
 import { DeployRequestSchema, type DeliveryStatus, type DeployRequestInput, type Inventory } from '../../model/index.ts';
@@ -67,6 +71,32 @@ export async function startEngine(stack: StackInfo, opts: { workers?: boolean } 
     async stop() {
       await workers?.shutdown();
       await connection.close();
+    },
+  };
+}
+
+/** A bench-only bearer token for the API of `startApi` (role sre: may approve every gate). */
+export const BENCH_TOKEN = 'bench-sre-token-0123456789abcdef';
+
+/**
+ * Flotilla's HTTP API in this process, on a free loopback port, over the engine's
+ * Temporal client: what a person's `POST /v1/deliveries/{id}/actions` goes through.
+ */
+export async function startApi(engine: Engine): Promise<{ url: string; post: (path: string, body: unknown) => Promise<{ status: number; body: unknown }>; close: () => Promise<void> }> {
+  const app = createApp({ temporal: engine.client, inventory: engine.inventory, tokens: { [BENCH_TOKEN]: { name: 'bench', role: 'sre' } }, logger: createApiLogger('silent') });
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    async post(path, body) {
+      const res = await fetch(`${url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${BENCH_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: await res.json().catch(() => undefined) };
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
     },
   };
 }
