@@ -203,7 +203,8 @@ async function conclude(x: RunContext, outcome: Outcome, input: DeliveryWorkflow
       state.setPhase('Progressing', `rolling back: ${outcome.reason}`);
       state.condition('RolledBack', 'False', Reason.RollbackStarted, outcome.reason);
       markStopped(x, 'rolled back');
-      const failures = await rollbackAll(x);
+      // A canary's routers first revert routes the bundle does not carry, which restoring captured objects would not reach.
+      const failures = [...(await removeCanaries(x)), ...(await rollbackAll(x))];
       await observeAll(x, (p) => p === 'RolledBack' || p === 'Healthy');
       if (failures.length) return state.finish('Degraded', `rollback incomplete: ${failures.join('; ')}`);
       state.condition('RolledBack', 'True', Reason.RollbackComplete, outcome.reason);

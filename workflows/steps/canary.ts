@@ -124,6 +124,15 @@ export async function promoteStep(x: RunContext, cluster: string): Promise<void>
   if (c.first) {
     x.state.setCluster(cluster, 'Progressing', 'waiting for the rollout');
   } else {
+    // The canary must still be whole when the wave is promoted: one that turned unready during a pause is a failure.
+    const now = await x.acts(cluster).read.readTrafficWeight({ cluster, owner: x.owner, deliveryId: x.deliveryId, routing: c.routing, target: c.target });
+    if (now.canary.replicas > 0 && now.canary.readyReplicas < now.canary.replicas) {
+      throw ApplicationFailure.create({
+        type: 'RolloutFailed',
+        nonRetryable: true,
+        message: `cluster "${cluster}": the canary ${c.target.canaryDeployment} has ${now.canary.readyReplicas}/${now.canary.replicas} ready replicas at promotion; not promoted`,
+      });
+    }
     const next = p.objects.find((o) => isTarget(o, c.target))!;
     const [labelled] = routerKind(c.routing) === RouterKind.replicaRatio ? [next] : withStableTrack([next], c.target.deployment);
     x.state.setCluster(cluster, 'Applying', `promoting: ${c.target.deployment} becomes ${p.image}`);
