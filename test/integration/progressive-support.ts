@@ -171,3 +171,5 @@ export async function endpointIps(c: ClusterClients, ns: string, service: string
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export { until } from './support.ts';
