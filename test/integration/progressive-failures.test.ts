@@ -130,13 +130,9 @@ describe('a version that turns unready after its canary reached 50 %', () => {
 });
 
 describe('a canary that turned unready during its last pause', () => {
-  // ENGINE GAP (it.fails until fixed): nothing watches the canary between its weight steps. pauseStep
-  // (workflows/steps/gates.ts) only waits, and promoteStep (workflows/steps/canary.ts) applies the new version to the
-  // stable Deployment and waits for *that* rollout, without first reading the canary it is promoting. A version whose
-  // pods turn unready 15 s after Ready passes: the canary is 0/2 ready when the pause ends, the promotion rolls v3 over
-  // all 4 stable pods, they are Ready for their first 15 s, the wait completes, and the delivery ends Healthy on a
-  // version whose pods all turn unready 15 s later (run as a plain \`it\`: phase Healthy, web's image v3 instead of v1).
-  it.fails('is not promoted: the unready canary is noticed at the promotion and the stable version stays', async () => {
+  // The promotion reads the canary first: one that turned unready during the pause fails the wave (RolloutFailed),
+  // which waits for an SRE (onFailure pause) with the stable version untouched. (Before 2026-11-25 it was promoted.)
+  it('is not promoted: the unready canary is noticed at the promotion and the stable version stays', async () => {
     const ns = h.fresh('unready-pause');
     const v1 = await h.pinned('v1');
     const body = (img: string) => ({ app: { name: 'web', namespace: ns, image: img, replicas: 4, placement: { clusters: ['beijing'] } }, onFailure: 'pause', rolloutTimeout: '20s' });
