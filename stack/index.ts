@@ -297,6 +297,13 @@ export interface StackStatus {
   totalPssBytes: number;
 }
 
+/**
+ * How long `status` lets each part take to answer. Polls during `up` keep 1 s; a status taken while the
+ * machine is saturated (two cores, several stacks starting) must not call a slow part unhealthy: measured
+ * in CI, every probe of a healthy six-cluster stack once missed its 1 s.
+ */
+const STATUS_PROBE_MS = 5000;
+
 export async function status(opts: StackOptions = {}): Promise<StackStatus> {
   const cfg = resolveConfig(opts);
   const state = readState(cfg.dataDir);
@@ -320,7 +327,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
   ]);
   const parts: PartStatus[] = await Promise.all([
     (async (): Promise<PartStatus> => {
-      const healthy = isAlive(state?.processes[PROXY_PART]) && (await proxyHealthy(cfg));
+      const healthy = isAlive(state?.processes[PROXY_PART]) && (await proxyHealthy(cfg, STATUS_PROBE_MS));
       return {
         part: PROXY_PART,
         healthy,
@@ -330,7 +337,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
       };
     })(),
     (async (): Promise<PartStatus> => {
-      const healthy = isAlive(state?.processes[PULLER_PART]) && (await pullerHealthy(cfg));
+      const healthy = isAlive(state?.processes[PULLER_PART]) && (await pullerHealthy(cfg, STATUS_PROBE_MS));
       const waiting = pulls?.reduce((n, v) => n + v.waiting.length, 0) ?? 0;
       return {
         part: PULLER_PART,
@@ -350,7 +357,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
       };
     })(),
     (async (): Promise<PartStatus> => {
-      const healthy = isAlive(state?.processes[PROMETHEUS_PART]) && (await prometheusHealthy(cfg));
+      const healthy = isAlive(state?.processes[PROMETHEUS_PART]) && (await prometheusHealthy(cfg, STATUS_PROBE_MS));
       const down = targets?.filter((t) => t.health !== 'up') ?? [];
       return {
         part: PROMETHEUS_PART,
@@ -361,7 +368,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
       };
     })(),
     (async (): Promise<PartStatus> => {
-      const healthy = isAlive(state?.processes[METRICS_PART]) && (await metricsTargetHealthy(cfg));
+      const healthy = isAlive(state?.processes[METRICS_PART]) && (await metricsTargetHealthy(cfg, STATUS_PROBE_MS));
       const traffic = healthy ? await listTrafficOn(cfg).catch(() => undefined) : undefined;
       return {
         part: METRICS_PART,
@@ -374,7 +381,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
     ...cfg.fleet.registries.map(async (r): Promise<PartStatus> => {
       const info = registryInfo(cfg, r);
       const part = registryPart(r.name);
-      const healthy = isAlive(state?.processes[part]) && (await registryHealthy(info.host));
+      const healthy = isAlive(state?.processes[part]) && (await registryHealthy(info.host, STATUS_PROBE_MS));
       const fault = state?.faults[part];
       return {
         part,
@@ -391,7 +398,7 @@ export async function status(opts: StackOptions = {}): Promise<StackStatus> {
         const url = argoHealthzUrl(cfg, name.slice('argo/'.length));
         const healthy =
           isAlive(state?.processes[name]) &&
-          (await httpRequest(url, { timeoutMs: 1000 }).then(
+          (await httpRequest(url, { timeoutMs: STATUS_PROBE_MS }).then(
             (r) => r.status === 200,
             () => false,
           ));

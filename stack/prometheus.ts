@@ -138,8 +138,8 @@ function writePrometheusConfig(cfg: StackConfig): { file: string; changed: boole
   return { file, changed };
 }
 
-export async function prometheusHealthy(cfg: StackConfig): Promise<boolean> {
-  const res = await httpRequest(`${prometheusUrl(cfg)}/-/ready`, { timeoutMs: 1000 }).catch(() => undefined);
+export async function prometheusHealthy(cfg: StackConfig, timeoutMs = 1000): Promise<boolean> {
+  const res = await httpRequest(`${prometheusUrl(cfg)}/-/ready`, { timeoutMs }).catch(() => undefined);
   return res?.status === 200;
 }
 
@@ -249,8 +249,8 @@ export async function promQuery(cfg: StackConfig, query: string): Promise<PromSa
 
 // ---------------------------------------------------------------- metrics target
 
-export async function metricsTargetHealthy(cfg: StackConfig): Promise<boolean> {
-  const res = await httpRequest(`${metricsTargetUrl(cfg)}/healthz`, { timeoutMs: 1000 }).catch(
+export async function metricsTargetHealthy(cfg: StackConfig, timeoutMs = 1000): Promise<boolean> {
+  const res = await httpRequest(`${metricsTargetUrl(cfg)}/healthz`, { timeoutMs }).catch(
     () => undefined,
   );
   return res?.status === 200;

@@ -54,8 +54,8 @@ async function call<T>(cfg: StackConfig, method: string, apiPath: string, body?:
   return JSON.parse(res.body) as T;
 }
 
-export async function proxyHealthy(cfg: StackConfig): Promise<boolean> {
-  const res = await httpRequest(`${proxyControlUrl(cfg)}/healthz`, { timeoutMs: 1000 }).catch(
+export async function proxyHealthy(cfg: StackConfig, timeoutMs = 1000): Promise<boolean> {
+  const res = await httpRequest(`${proxyControlUrl(cfg)}/healthz`, { timeoutMs }).catch(
     () => undefined,
   );
   return res?.status === 200;

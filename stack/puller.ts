@@ -38,8 +38,8 @@ export const pullerUrl = (cfg: StackConfig) => `http://127.0.0.1:${ports.puller(
 /** The behaviour table (stack/behaviours.ts writes it, the puller reads it). */
 export const behavioursFile = (cfg: StackConfig) => path.join(cfg.dataDir, 'behaviours.json');
 
-export async function pullerHealthy(cfg: StackConfig): Promise<boolean> {
-  const res = await httpRequest(`${pullerUrl(cfg)}/healthz`, { timeoutMs: 1000 }).catch(() => undefined);
+export async function pullerHealthy(cfg: StackConfig, timeoutMs = 1000): Promise<boolean> {
+  const res = await httpRequest(`${pullerUrl(cfg)}/healthz`, { timeoutMs }).catch(() => undefined);
   return res?.status === 200;
 }
 

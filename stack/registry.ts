@@ -28,8 +28,8 @@ export function registryInfo(cfg: StackConfig, r: FleetRegistry) {
   return { name: r.name, region: r.region, host, url: `http://${host}` };
 }
 
-export async function registryHealthy(host: string): Promise<boolean> {
-  const res = await httpRequest(`http://${host}/v2/`, { timeoutMs: 1000 }).catch(() => undefined);
+export async function registryHealthy(host: string, timeoutMs = 1000): Promise<boolean> {
+  const res = await httpRequest(`http://${host}/v2/`, { timeoutMs }).catch(() => undefined);
   return res?.status === 200;
 }
 
