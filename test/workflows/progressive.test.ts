@@ -165,6 +165,29 @@ describe('canary (real Temporal server, in-memory clusters, replica-ratio router
     expect(fleet.clusters.shenzhen!.weights.slice(-1)).toEqual([30]); // from the first delivery: the full promotion set none
   });
 
+  it('a new image while a canary is paused is refused, good or bad, until the canary is promoted or aborted (the rule)', async () => {
+    fleet = await startFleet(inject('temporalAddress'), workflowBundle);
+    await baseline();
+    const V3 = 'central:5000/demo/web:v3';
+    const h = await fleet.deliver(request(V2, { type: 'canary', canary: { steps: [{ setWeight: 25 }, { pause: {} }] } }));
+    await until(h, (x) => x.phase === 'Paused');
+    // Good to bad and bad to good alike: the application's lock is held by the paused canary; nothing changes.
+    for (const image of [V3, V1]) {
+      const e = await fleet.deliver(request(image, { type: 'canary', canary: { steps: [{ setWeight: 10 }] } })).then(
+        () => undefined,
+        (err: unknown) => err as { cause?: { type?: string; message?: string } },
+      );
+      expect(e?.cause).toMatchObject({ type: 'DeliveryInProgress', message: expect.stringContaining(h.workflowId) });
+    }
+    expect(fleet.clusters.beijing!.image('shop', 'web-canary')).toBe(pinned(V2));
+    expect((await status(h)).phase).toBe('Paused');
+    // The way to replace it: abort (back to stable), then deliver the new image.
+    await act(h, { action: 'abort', comment: 'v2 is superseded by v3' });
+    expect((await result(h)).phase).toBe('Aborted');
+    expect((await result(await fleet.deliver(request(V3)))).phase).toBe('Healthy');
+    expect(images()).toEqual({ beijing: pinned(V3), shenzhen: pinned(V3), 'cloud-hk': pinned(V3) });
+  });
+
   it('refuses canary actions on a deploy and a canary without a Deployment to split gets a plan error, not a hang', async () => {
     fleet = await startFleet(inject('temporalAddress'), workflowBundle);
     const h = await fleet.deliver(request(V1, { onFailure: 'pause', waves: WAVES }));
