@@ -100,9 +100,11 @@ export function changeLines(prev: StatusView | undefined, next: StatusView, styl
   }
   const wave = next.currentWave ?? 0;
   const n = waveCount(next);
-  // Also when the waves first become known (the status before was still planning, with none).
-  if (n > 0 && (!prev || (prev.currentWave ?? 0) !== wave || waveCount(prev) === 0) && !isTerminal(next.phase)) {
-    out.push(`wave ${wave + 1}/${n}: ${(next.waves?.[wave] ?? []).join(', ')}`);
+  // Every wave begun since the status before, in order: a fast wave can start and end between two looks
+  // (and the first is new when the status before was still planning, with no waves yet).
+  if (n > 0 && !isTerminal(next.phase)) {
+    const from = !prev || waveCount(prev) === 0 ? 0 : (prev.currentWave ?? 0) + 1;
+    for (let w = from; w <= wave; w++) out.push(`wave ${w + 1}/${n}: ${(next.waves?.[w] ?? []).join(', ')}`);
   }
   const before = new Map(clustersOf(prev ?? { id: '', phase: '' }).map((c) => [c.cluster, clusterKey(c)]));
   for (const c of clustersOf(next)) {

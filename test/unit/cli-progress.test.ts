@@ -66,6 +66,12 @@ describe('plain lines, one per change', () => {
     ]);
   });
 
+  it('a wave that began and ended between two looks still gets its line, in order', () => {
+    const planning = status('Progressing', 0, [], { waves: [], message: 'planning' });
+    expect(changeLines(planning, s3).filter((l) => l.startsWith('wave '))).toEqual(['wave 1/2: beijing', 'wave 2/2: shenzhen, cloud-hk']);
+    expect(changeLines(s1, s3).filter((l) => l.startsWith('wave '))).toEqual(['wave 2/2: shenzhen, cloud-hk']);
+  });
+
   it('then only what changed: a cluster\'s replicas, a new wave, a failure with its reason on one line, a human action', () => {
     expect(changeLines(s1, s1)).toEqual([]);
     expect(changeLines(s1, s2)).toEqual(['  beijing   Progressing   wait (2/2)    1/2 ready']);
