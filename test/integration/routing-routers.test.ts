@@ -38,6 +38,7 @@ import {
 import { clearBehaviour, setBehaviour, stackOptions } from '../../stack/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
 import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
+import { eventually } from './support.ts';
 
 const stack: StackInfo = inject('stack');
 const inventory = inventoryFromStack(stack);
@@ -45,7 +46,6 @@ const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
 const silent = pino({ level: 'silent' });
 const run = randomUUID().slice(0, 6);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Handle {
   clients: ClusterClients;
@@ -73,20 +73,6 @@ function activity<A extends unknown[], R>(fn: (...a: A) => Promise<R>, ...args: 
   return env.run(fn, ...args) as Promise<R>;
 }
 
-async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`);
-    await sleep(300);
-  }
-}
 
 /** The application as Flotilla renders it: Service and Deployment carrying its ownership, the stable track on the pods. */
 function app(ns: string, tag: string, replicas: number): KubeObject[] {

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { clearBehaviour, listBehaviours, setBehaviour, stackOptions } from '../../stack/index.ts';
 import { manifestDigest } from '../../stack/registry.ts';
 import type { StackClusterInfo, StackInfo } from '../../stack/types.ts';
+import { eventually } from './support.ts';
 
 const run = promisify(execFile);
 const stack: StackInfo = inject('stack');
@@ -54,28 +55,6 @@ const apply = (c: StackClusterInfo, obj: object) =>
     k8s.PatchStrategy.ServerSideApply,
   );
 
-async function eventually<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`,
-      );
-    await sleep(250);
-  }
-}
 
 function deployment(
   name: string,

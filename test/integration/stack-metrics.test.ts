@@ -20,34 +20,12 @@ import {
 } from '../../stack/index.ts';
 import { httpRequest } from '../../stack/net.ts';
 import type { StackInfo } from '../../stack/types.ts';
+import { eventually } from './support.ts';
 
 const stack: StackInfo = inject('stack');
 const opts = stackOptions(stack);
 const app = `metrics-${randomUUID().slice(0, 8)}/web`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function eventually<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`,
-      );
-    await sleep(500);
-  }
-}
 
 /** One number from an instant query, undefined while there is none. */
 async function scalar(query: string): Promise<number | undefined> {

@@ -10,13 +10,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NODE_MONITOR_GRACE_SECONDS } from '../../stack/cluster.ts';
 import { fault, stackOptions, status } from '../../stack/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
+import { eventually } from './support.ts';
 
 const stack: StackInfo = inject('stack');
 const opts = stackOptions(stack);
 const c = stack.clusters[2]!;
 const other = stack.clusters[0]!;
 const ns = `nodes-${randomUUID().slice(0, 8)}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const client = (kubeconfig: string) => {
   const kc = new k8s.KubeConfig();
@@ -39,28 +39,6 @@ const apply = (obj: object) =>
     k8s.PatchStrategy.ServerSideApply,
   );
 
-async function eventually<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`,
-      );
-    await sleep(500);
-  }
-}
 
 const deployment = (replicas: number) => ({
   apiVersion: 'apps/v1',

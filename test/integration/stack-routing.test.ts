@@ -10,10 +10,10 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { definitionNames, upBundles } from '../../stack/crds.ts';
 import type { StackClusterInfo, StackInfo } from '../../stack/types.ts';
+import { eventually } from './support.ts';
 
 const stack: StackInfo = inject('stack');
 const ns = `routing-${randomUUID().slice(0, 8)}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Kube {
   objects: k8s.KubernetesObjectApi;
@@ -40,28 +40,6 @@ function kube(c: StackClusterInfo): Kube {
 const apply = (c: StackClusterInfo, obj: k8s.KubernetesObject) =>
   kube(c).objects.patch(obj, undefined, undefined, 'stack-test', true, k8s.PatchStrategy.ServerSideApply);
 
-async function eventually<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`,
-      );
-    await sleep(250);
-  }
-}
 
 beforeAll(async () => {
   await Promise.all(

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { down, fault, isAlive, recordedProcesses, stackOptions, up } from '../../stack/index.ts';
 import { portOpen } from '../../stack/net.ts';
 import type { StackClusterInfo, StackInfo } from '../../stack/types.ts';
+import { eventually } from './support.ts';
 
 const run = promisify(execFile);
 const stack: StackInfo = inject('stack');
@@ -73,27 +74,6 @@ function deployment(name: string, simulate?: 'unready' | 'crashloop'): k8s.V1Dep
 }
 
 /** Polls until `check` returns a value, or fails with the last thing seen. */
-async function eventually<T>(
-  what: string,
-  timeoutMs: number,
-  check: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`,
-      );
-    await sleep(250);
-  }
-}
 
 const readyReplicas = async (c: StackClusterInfo, name: string) =>
   (await kube(c).apps.readNamespacedDeployment({ name, namespace: ns })).status?.readyReplicas ?? 0;

@@ -86,6 +86,26 @@ export async function until<T>(read: () => Promise<T>, pred: (v: T) => boolean, 
   throw new Error(`${what}: not reached in ${timeoutMs} ms; last: ${JSON.stringify(last)}${lastErr ? `; last error: ${String(lastErr)}` : ''}`);
 }
 
+/**
+ * Until `check` gives a value (undefined: not yet; a throw counts as not yet), polling every 250 ms; after
+ * `timeoutMs`, an error naming `what` and the last error if the last look threw.
+ */
+export async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+      last = undefined;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** The digest a registry gives an image reference, read by skopeo (the real tool, not ours). */
 export async function digestOf(ref: string): Promise<string> {
   const { stdout } = await promisify(execFile)('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]);
