@@ -6,10 +6,12 @@
  * the workflow modules under workflows/steps/ run them.
  */
 import { z } from 'zod';
-import { dnsLabel, durationMs, durationString } from './names.ts';
+import { dnsLabel, durationString } from './names.ts';
 import { AnalysesSchema } from './analysis.ts';
 import { objectName } from './source.ts';
-import { TrafficRoutingSchema } from './canary.ts';
+import { canaryTarget, LABEL_TRACK, TrafficRoutingSchema } from './canary.ts';
+import type { KubeObject } from './objects.ts';
+import { PlanError } from './plan.ts';
 
 /** Who may decide a gate (the API's roles that act on deliveries). */
 export const GateRoles = ['release-manager', 'sre'] as const;
@@ -125,7 +127,6 @@ export function gateState(g: Pick<GateStatus, 'votes' | 'quorum' | 'state'>): Ga
   return approvers(g).length >= g.quorum ? 'Approved' : 'Waiting';
 }
 
-export const gateDeadlineMs = (a: Approval): number | undefined => (a.deadline ? durationMs(a.deadline) : undefined);
 
 // --- blue-green ---
 
@@ -148,7 +149,7 @@ export const BlueGreenSchema = z
   .strict();
 export type BlueGreen = z.infer<typeof BlueGreenSchema>;
 
-export const LABEL_TRACK_BG = 'flotilla.dev/track';
+/** The track of a blue-green's preview pods (the label is the canary's: model/canary.ts LABEL_TRACK). */
 export const PREVIEW_TRACK = 'preview';
 
 export interface BlueGreenTarget {
@@ -163,24 +164,21 @@ export interface BlueGreenTarget {
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: unknown; [k: string]: unknown };
 const specOf = (o: Obj) => (o.spec ?? {}) as { selector?: Record<string, string> & { matchLabels?: Record<string, string> }; template?: { metadata?: { labels?: Record<string, string> } }; replicas?: number; ports?: unknown[] };
-const selects = (sel: Record<string, string>, labels: Record<string, string>) => Object.keys(sel).length > 0 && Object.entries(sel).every(([k, v]) => labels[k] === v);
 
-/** The Deployment and the active Service of a blue-green delivery in one cluster's rendered objects; a message when that is not one each. */
+/**
+ * The Deployment and the active Service of a blue-green delivery in one cluster's rendered objects (picked as a
+ * canary picks them); a message when that is not one each.
+ */
 export function blueGreenTarget(objects: readonly Obj[], opts: { deployment?: string | undefined; service?: string | undefined }): BlueGreenTarget | string {
-  const deployments = objects.filter((o) => o.kind === 'Deployment');
-  const d = opts.deployment ? deployments.find((x) => x.metadata.name === opts.deployment) : deployments.length === 1 ? deployments[0] : undefined;
-  if (!d) return opts.deployment ? `no Deployment ${opts.deployment} in the application` : `the application has ${deployments.length} Deployments: name the one to switch in blueGreen.deployment`;
-  const podLabels = specOf(d).template?.metadata?.labels ?? {};
-  const services = objects.filter((o) => o.kind === 'Service' && (!opts.service || o.metadata.name === opts.service) && selects(specOf(o).selector ?? {}, podLabels));
-  if (services.length !== 1) return services.length === 0 ? `no Service of the application selects the pods of Deployment ${d.metadata.name}` : `several Services select Deployment ${d.metadata.name}: name the active one in blueGreen.service`;
-  const s = services[0]!;
+  const t = canaryTarget(objects as KubeObject[], opts);
+  if (t instanceof PlanError) return t.message;
   return {
-    namespace: d.metadata.namespace ?? 'default',
-    deployment: d.metadata.name,
-    service: s.metadata.name,
-    previewDeployment: `${d.metadata.name}-preview`,
-    previewService: `${s.metadata.name}-preview`,
-    selector: { ...(specOf(s).selector ?? {}) },
+    namespace: t.namespace,
+    deployment: t.deployment,
+    service: t.service,
+    previewDeployment: `${t.deployment}-preview`,
+    previewService: `${t.service}-preview`,
+    selector: t.selector,
   };
 }
 
@@ -192,14 +190,14 @@ export function previewObjects(t: BlueGreenTarget, objects: readonly Obj[]): Obj
   const s = cloneObj(objects.find((o) => o.kind === 'Service' && o.metadata.name === t.service)!);
   const spec = specOf(d);
   const selector = spec.selector ?? {};
-  selector.matchLabels = { ...(selector.matchLabels ?? {}), [LABEL_TRACK_BG]: PREVIEW_TRACK };
+  selector.matchLabels = { ...(selector.matchLabels ?? {}), [LABEL_TRACK]: PREVIEW_TRACK };
   spec.selector = selector;
-  spec.template = { ...(spec.template ?? {}), metadata: { ...(spec.template?.metadata ?? {}), labels: { ...(spec.template?.metadata?.labels ?? {}), [LABEL_TRACK_BG]: PREVIEW_TRACK } } };
+  spec.template = { ...(spec.template ?? {}), metadata: { ...(spec.template?.metadata ?? {}), labels: { ...(spec.template?.metadata?.labels ?? {}), [LABEL_TRACK]: PREVIEW_TRACK } } };
   d.metadata = { ...d.metadata, name: t.previewDeployment };
   d.spec = spec;
   const sspec = specOf(s);
   s.metadata = { ...s.metadata, name: t.previewService };
-  s.spec = { ports: sspec.ports ?? [], selector: { ...t.selector, [LABEL_TRACK_BG]: PREVIEW_TRACK } };
+  s.spec = { ports: sspec.ports ?? [], selector: { ...t.selector, [LABEL_TRACK]: PREVIEW_TRACK } };
   return [d, s];
 }
 
@@ -211,6 +209,6 @@ export function previewObjects(t: BlueGreenTarget, objects: readonly Obj[]): Obj
 export function activeService(objects: readonly Obj[], t: BlueGreenTarget, to: { pinned: string } | 'preview' | 'own'): Obj {
   const s = cloneObj(objects.find((o) => o.kind === 'Service' && o.metadata.name === t.service)!);
   const spec = s.spec as { selector?: Record<string, string> };
-  spec.selector = to === 'preview' ? { ...t.selector, [LABEL_TRACK_BG]: PREVIEW_TRACK } : to === 'own' ? { ...t.selector } : { ...t.selector, 'pod-template-hash': to.pinned };
+  spec.selector = to === 'preview' ? { ...t.selector, [LABEL_TRACK]: PREVIEW_TRACK } : to === 'own' ? { ...t.selector } : { ...t.selector, 'pod-template-hash': to.pinned };
   return s;
 }

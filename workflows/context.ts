@@ -64,10 +64,6 @@ export class RunContext {
     };
   }
 
-  durationMs(d: string): number {
-    return durationMs(d);
-  }
-
   plan(): PreparedDelivery {
     if (!this.prepared) throw new Error('the delivery is not planned yet');
     return this.prepared;

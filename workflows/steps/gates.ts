@@ -6,7 +6,7 @@
  * every wait of the delivery at once.
  */
 import { condition } from '@temporalio/workflow';
-import { Reason, type GateStatus, type PlanStep } from '../../model/index.ts';
+import { durationMs, Reason, type GateStatus, type PlanStep } from '../../model/index.ts';
 import type { RunContext } from '../context.ts';
 import { StopDelivery } from '../stop.ts';
 
@@ -58,7 +58,7 @@ export async function approvalStep(x: RunContext, wave: number, clusters: string
   const a = step.approval;
   const s = x.state.status;
   const openedAt = x.state.now();
-  const deadlineMs = a.deadline ? x.durationMs(a.deadline) : undefined;
+  const deadlineMs = a.deadline ? durationMs(a.deadline) : undefined;
   const gate: GateStatus = {
     name: a.name,
     wave,
