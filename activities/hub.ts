@@ -80,11 +80,13 @@ async function render(source: Exclude<Source, { version: number }>, app: { name:
 export async function prepareDelivery(fleet: readonly ClusterInfo[], input: PrepareInput, resolve: DigestResolver, renderer: Renderer): Promise<PreparedDelivery> {
   const { request, deliveryId } = input;
   const previous = input.previous ?? {};
+  const pinned = input.pinned;
+  const resolveOr: DigestResolver = pinned ? async (ref) => pinned[ref] ?? resolve(ref) : resolve;
   const { app } = request;
   try {
     // Each wave first copies what its clusters pull from their regional registry (model/replication.ts).
     const replicated = (p: PreparedDelivery) => withReplication(p, renderer.registries.map(toRegistryInfo), request.replicate);
-    if (!app.source) return replicated(prepareDeploy(request, fleet, await resolveAll(imagesOf(inlineApp(app)), resolve), deliveryId, previous));
+    if (!app.source) return replicated(prepareDeploy(request, fleet, await resolveAll(imagesOf(inlineApp(app)), resolveOr), deliveryId, previous));
     const source = app.source;
     if ('version' in source) throw new PlanError('a version source is prepared from the clusters, not rendered', ['app', 'source']);
     const placed = planPlacement(app, fleet, request.waves);
@@ -95,7 +97,7 @@ export async function prepareDelivery(fleet: readonly ClusterInfo[], input: Prep
       // Helm values that differ by cluster render that cluster on its own; everything else shares one rendering.
       bases[c.name] = values && 'helm' in source ? normalizeBundle(await render(source, app, deepMerge(source.helm.values, values), renderer), app) : base;
     }
-    const digests = await resolveAll(imagesOfBundles(request, placed, bases), resolve);
+    const digests = await resolveAll(imagesOfBundles(request, placed, bases), resolveOr);
     return replicated(prepareBundle(request, placed, bases, digests, deliveryId, previous, base));
   } catch (err) {
     if (err instanceof PlanError) throw planFailed(err);

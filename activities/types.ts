@@ -129,6 +129,8 @@ export interface PrepareInput {
   deliveryId: string;
   /** What each cluster held of the application after its last delivery: what this one no longer has is pruned. */
   previous?: ObjectInventory;
+  /** Digests to use instead of resolving tags again (a retry deploys what the delivery it resumes deployed). */
+  pinned?: Record<string, string>;
 }
 
 export interface PruneInput {

@@ -36,7 +36,7 @@ import {
 } from '../workflows/messages.ts';
 import type { Caller } from './auth.ts';
 import { HttpError, notFound } from './errors.ts';
-import { startUnderLock } from './lock.ts';
+import { retryUnderLock, startUnderLock } from './lock.ts';
 import { restoreRequest, versionRequest } from './restore.ts';
 import type { ActionBody, DeliveryListItem, ListQuery } from './schemas.ts';
 
@@ -96,7 +96,9 @@ export interface Started {
   unchecked?: PreflightResult['unchecked'];
 }
 export type ActionOutcome =
-  { kind: 'status'; status: DeliveryStatus } | { kind: 'started'; started: Started; rollbackOf: string };
+  | { kind: 'status'; status: DeliveryStatus }
+  | { kind: 'started'; started: Started; rollbackOf: string }
+  | { kind: 'started'; started: Started; retryOf: string };
 
 export interface DeliveriesDeps {
   temporal: Client;
@@ -267,7 +269,7 @@ export class Deliveries {
       query: where.join(' AND '),
       pageSize: q.limit,
     })) {
-      const memo = (wf.memo ?? {}) as { requestedBy?: string; image?: string; rollbackOf?: string };
+      const memo = (wf.memo ?? {}) as { requestedBy?: string; image?: string; rollbackOf?: string; retryOf?: string };
       items.push({
         id: wf.workflowId,
         app: wf.typedSearchAttributes.get(appKey) ?? '',
@@ -279,6 +281,7 @@ export class Deliveries {
         ...(memo.image ? { image: memo.image } : {}),
         ...(memo.requestedBy ? { requestedBy: memo.requestedBy } : {}),
         ...(memo.rollbackOf ? { rollbackOf: memo.rollbackOf } : {}),
+        ...(memo.retryOf ? { retryOf: memo.retryOf } : {}),
         status: statusUrl(wf.workflowId),
       });
       if (items.length >= q.limit) break;
@@ -318,11 +321,12 @@ export class Deliveries {
       }
     }
     const { status } = await this.status(id);
+    if (body.action === 'retry') return this.#retry(status, body, caller, idempotencyKey);
     if (body.action !== 'rollback') {
       throw new HttpError(
         409,
         'DeliveryFinished',
-        `delivery ${id} has finished (${status.phase}); only rollback applies now`,
+        `delivery ${id} has finished (${status.phase}); only rollback applies now${status.phase === 'Aborted' ? ', or retry' : ''}`,
       );
     }
     if (idempotencyKey !== undefined) {
@@ -346,6 +350,52 @@ export class Deliveries {
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
     });
     return { kind: 'started', started, rollbackOf: id };
+  }
+
+  /**
+   * `retry` of a finished delivery that ended Aborted: a new delivery of the same request and digests that
+   * resumes where it stopped (the application's workflow keeps what it needs). 409 when it did not end Aborted,
+   * when another delivery started since, or while one runs.
+   */
+  async #retry(status: DeliveryStatus, body: ActionBody, caller: Caller, idempotencyKey?: string): Promise<ActionOutcome> {
+    const id = status.id;
+    const notResumable = (message: string) => new HttpError(409, 'NotResumable', message);
+    if (status.phase !== 'Aborted') throw new HttpError(409, 'DeliveryFinished', `delivery ${id} has finished (${status.phase}); retry resumes an Aborted delivery, only rollback applies to this one`);
+    if (!status.resumeAt) throw notResumable(`delivery ${id} was aborted without a place to resume (by an earlier Flotilla); deliver it again`);
+    if (body.cluster !== undefined) throw new HttpError(409, 'ActionNotApplicable', `a retry of an aborted delivery resumes all its clusters; cluster applies to a delivery waiting for an SRE`);
+    const retryId = deliveryIdFor(caller.name, idempotencyKey, `retry ${id}`);
+    if (idempotencyKey !== undefined) {
+      const existing = await this.#describe(retryId);
+      if (existing) {
+        if (existing.type !== DELIVERY_WORKFLOW || existing.memo?.retryOf !== id) throw new HttpError(409, 'IdConflict', `workflow ${retryId} is not a retry of ${id}`);
+        return { kind: 'started', started: { id: retryId, created: false }, retryOf: id };
+      }
+    }
+    try {
+      const r = await retryUnderLock(
+        this.#d.temporal,
+        this.#d.taskQueue,
+        status.app,
+        {
+          deliveryId: retryId,
+          retryOf: id,
+          requestedBy: caller.name,
+          requestHash: requestHash({ retryOf: id }),
+          ...(body.comment !== undefined ? { comment: body.comment } : {}),
+          ...(this.#d.versionHistory !== undefined ? { historyLimit: this.#d.versionHistory } : {}),
+        },
+        retryId,
+      );
+      return { kind: 'started', started: { id: retryId, created: r.created }, retryOf: id };
+    } catch (e) {
+      const f = e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
+      if (f?.type === 'DeliveryInProgress') {
+        const active = (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery;
+        throw new HttpError(409, 'DeliveryInProgress', f.message, { details: { activeDelivery: active, status: active ? statusUrl(active) : undefined } });
+      }
+      if (f) throw new HttpError(409, f.type ?? 'NotResumable', f.message);
+      throw e;
+    }
   }
 
   /**

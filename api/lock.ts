@@ -7,7 +7,15 @@
  * instead of getting a 409 for a delivery that is over.
  */
 import { ApplicationFailure, WithStartWorkflowOperation, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { APPLICATION_WORKFLOW, applicationWorkflowId, startDeliveryUpdate, type StartDeliveryInput, type StartDeliveryResult } from '../workflows/messages.ts';
+import {
+  APPLICATION_WORKFLOW,
+  applicationWorkflowId,
+  retryDeliveryUpdate,
+  startDeliveryUpdate,
+  type RetryDeliveryInput,
+  type StartDeliveryInput,
+  type StartDeliveryResult,
+} from '../workflows/messages.ts';
 
 /** How long a lock held by a closed delivery is waited for before it counts as really held. */
 const RELEASE_WAIT_MS = 10_000;
@@ -19,13 +27,27 @@ export function lockHolder(e: unknown): string | undefined {
   return (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery ?? '';
 }
 
-export async function startUnderLock(client: Client, taskQueue: string, start: StartDeliveryInput, updateId?: string): Promise<StartDeliveryResult> {
-  const { namespace, name } = start.request.app;
+export function startUnderLock(client: Client, taskQueue: string, start: StartDeliveryInput, updateId?: string): Promise<StartDeliveryResult> {
+  return underLock(client, taskQueue, start.request.app, { start }, updateId);
+}
+
+/** A retry of the application's last delivery (Aborted), under the lock as any start. */
+export function retryUnderLock(client: Client, taskQueue: string, app: { namespace: string; name: string }, retry: RetryDeliveryInput, updateId?: string): Promise<StartDeliveryResult> {
+  return underLock(client, taskQueue, app, { retry }, updateId);
+}
+
+async function underLock(
+  client: Client,
+  taskQueue: string,
+  app: { namespace: string; name: string },
+  call: { start: StartDeliveryInput } | { retry: RetryDeliveryInput },
+  updateId?: string,
+): Promise<StartDeliveryResult> {
+  const { namespace, name } = app;
   const end = Date.now() + RELEASE_WAIT_MS;
   for (;;) {
     try {
-      return await client.workflow.executeUpdateWithStart(startDeliveryUpdate, {
-        args: [start],
+      const common = {
         ...(updateId ? { updateId } : {}),
         // A fresh operation each attempt: one serves one call.
         startWorkflowOperation: new WithStartWorkflowOperation(APPLICATION_WORKFLOW, {
@@ -34,7 +56,9 @@ export async function startUnderLock(client: Client, taskQueue: string, start: S
           workflowIdConflictPolicy: 'USE_EXISTING',
           args: [{ namespace, name }],
         }),
-      });
+      };
+      if ('retry' in call) return await client.workflow.executeUpdateWithStart(retryDeliveryUpdate, { args: [call.retry], ...common });
+      return await client.workflow.executeUpdateWithStart(startDeliveryUpdate, { args: [call.start], ...common });
     } catch (e) {
       const holder = lockHolder(e);
       if (!holder || Date.now() > end) throw e;

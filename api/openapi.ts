@@ -129,16 +129,16 @@ export function openApiDocument(): Json {
       '/v1/deliveries/{id}/actions': {
         post: {
           operationId: 'actOnDelivery',
-          summary: 'retry, skip, rollback or abort a delivery (role: sre)',
+          summary: 'approve, reject, promote (gates: the roles they name; release managers and SREs), retry, skip, rollback or abort a delivery (role: sre)',
           description:
-            "On a running delivery the action applies at once (200, the new status) or is refused (409). On a finished one only rollback applies: it starts a delivery that restores the application's earlier state on the same clusters (202).",
+            "On a running delivery the action applies at once (200, the new status) or is refused (409; 403 for a role the gate does not name). On a finished one, rollback starts a delivery that restores the application's earlier state on the same clusters (202, rollbackOf), and retry of an Aborted delivery that is its application's last starts a delivery of the same request and digests that resumes where it stopped (202, retryOf): waves before the stop are put back without their gates, the stopped wave resumes at its step with the canary's weight as it stood.",
           parameters: [idParam, idempotencyParam],
           requestBody: { required: true, content: { 'application/json': { schema: ref('ActionRequest') } } },
           responses: {
             '200': json('DeliveryStatus', 'The action was taken; the new status'),
             '202': json(
               'DeliveryAccepted',
-              'A restoring delivery was started (rollback of a finished delivery)',
+              'A delivery was started: a rollback of a finished delivery (rollbackOf) or a retry of an Aborted one (retryOf)',
             ),
             ...common,
             '404': error('No such delivery'),

@@ -126,7 +126,7 @@ export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[], 
     const outcome = await deliveries.act(id, body, locals(res).caller!, key);
     locals(res).log.info({ delivery: id, action: body.action, cluster: body.cluster }, 'delivery action');
     if (outcome.kind === 'status') res.json(outcome.status);
-    else accepted(res, outcome.started, { rollbackOf: outcome.rollbackOf });
+    else accepted(res, outcome.started, 'rollbackOf' in outcome ? { rollbackOf: outcome.rollbackOf } : { retryOf: outcome.retryOf });
   });
 
   r.get('/apps/:name', requirePermission(Permission.read), async (req, res) => {

@@ -62,6 +62,7 @@ export const DeliveryAcceptedSchema = z.object({
   id: z.string(),
   status: z.string().meta({ description: 'URL of the delivery status' }),
   rollbackOf: z.string().optional(),
+  retryOf: z.string().optional().meta({ description: 'The Aborted delivery this one resumes (a retry)' }),
   digests: z.record(z.string(), z.string()).optional().meta({ description: 'The digest each image was pinned to' }),
   unchecked: z
     .array(z.object({ cluster: z.string(), reason: z.string() }))
@@ -82,6 +83,7 @@ export const DeliveryListItemSchema = z.object({
   image: z.string().optional(),
   requestedBy: z.string().optional(),
   rollbackOf: z.string().optional(),
+  retryOf: z.string().optional(),
   status: z.string(),
 });
 export type DeliveryListItem = z.infer<typeof DeliveryListItemSchema>;
@@ -167,6 +169,11 @@ export const DeliveryStatusSchema = z.object({
   steps: z.array(z.string()).meta({ description: 'The steps each wave runs, in order' }),
   currentStep: z.number().int(),
   clusters: z.record(z.string(), ClusterStatusSchema),
+  retryOf: z.string().optional().meta({ description: 'The Aborted delivery this one resumes' }),
+  resumeAt: z
+    .object({ wave: z.number().int(), step: z.number().int(), label: z.string() })
+    .optional()
+    .meta({ description: 'Of an Aborted delivery: the wave and step (index into steps) a retry resumes at' }),
   gates: z.array(GateStatusSchema).optional().meta({ description: "A canary's gates: waiting ones with their deadline and approvals so far, and closed ones" }),
   audit: z.array(AuditEntrySchema),
   startedAt: z.string(),
@@ -215,9 +222,11 @@ export const AppStateSchema = z.object({
       finishedAt: z.string().optional(),
       requestedBy: z.string().optional(),
       rollbackOf: z.string().optional(),
+      retryOf: z.string().optional(),
       version: z.number().int().optional(),
     }),
   ),
+  resumable: z.string().optional().meta({ description: 'The last delivery, when it ended Aborted: a retry of it resumes where it stopped' }),
   versions: z.array(AppVersionSchema).meta({ description: 'Healthy deliveries, newest first, at most the history limit' }),
   nextVersion: z.number().int(),
   inventory: z.record(z.string(), z.array(ObjectRefSchema)).meta({ description: "The application's objects in each cluster, as far as Flotilla knows" }),

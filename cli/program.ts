@@ -164,7 +164,7 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
 
   program
     .command('replicate')
-    .description('copy an image to regional registries ahead of a delivery (POST /v1/replications; not served yet)')
+    .description('copy an image to regional registries ahead of a delivery (POST /v1/replications)')
     .requiredOption('--image <ref>', 'the image to copy')
     .requiredOption('--to <registries>', 'comma-separated registry names, or "all"')
     .addOption(idempotencyOption())
@@ -237,7 +237,7 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
     const started = res.status === 202 || !isStatus(res.body) ? (res.body as AcceptedView) : undefined;
     if (json(cmd) && !flags.wait) return printJson(res.body);
     if (!json(cmd)) {
-      if (started) out(`${String(body.action)} of ${id} started delivery ${started.id}${started.rollbackOf ? ` (restores what ${started.rollbackOf} changed)` : ''}`);
+      if (started) out(`${String(body.action)} of ${id} started delivery ${started.id}${started.rollbackOf ? ` (restores what ${started.rollbackOf} changed)` : started.retryOf ? ` (resumes ${started.retryOf} where it was aborted)` : ''}`);
       else {
         const s = res.body as StatusView;
         out(`${String(body.action)} of ${id}${body.cluster ? ` (${String(body.cluster)})` : ''} done; the delivery is ${s.phase}${s.message ? `: ${s.message}` : ''}`);
@@ -249,7 +249,7 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
   for (const [name, decision] of [['approve', 'approve'], ['reject', 'reject']] as const) {
     program
       .command(name)
-      .description(`${decision} a gate of a delivery (not served yet)`)
+      .description(`${decision} a gate of a canary or blue-green delivery`)
       .argument('<id>', 'delivery id')
       .requiredOption('--gate <name>', 'the gate')
       .option('-m, --message <comment>', 'why (goes into the audit)')
@@ -260,9 +260,9 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
   }
 
   const actions: [string, string, string][] = [
-    ['promote', 'promote a canary or blue-green delivery to its next step (--full: all the way; not served yet)', Phase.Healthy],
+    ['promote', 'promote a canary or blue-green delivery to its next step (--full: all the way)', Phase.Healthy],
     ['abort', 'stop a running delivery where it is', Phase.Aborted],
-    ['retry', 'retry the failed clusters of the current wave (or --cluster one of them)', Phase.Healthy],
+    ['retry', 'retry the failed clusters of the current wave (or --cluster one of them); on an Aborted delivery, start one that resumes where it stopped', Phase.Healthy],
     ['skip', 'go on without a failed cluster (--cluster)', Phase.Healthy],
     ['rollback', 'roll back what the delivery changed; on a finished delivery this starts a delivery that restores the state before it', Phase.RolledBack],
   ];

@@ -95,6 +95,7 @@ export interface AcceptedView {
   id: string;
   status?: string;
   rollbackOf?: string;
+  retryOf?: string;
   digests?: Record<string, string>;
   unchecked?: { cluster: string; reason: string }[];
 }

@@ -197,10 +197,30 @@ export interface DeliveryStatus {
   clusters: Record<string, ClusterStatus>;
   /** A canary's gates: the one a wave waits at, with its deadline and who approved so far, and those closed. */
   gates?: GateStatus[];
+  /** The Aborted delivery this one resumes (a `retry` of it), at its `resumeAt`. */
+  retryOf?: string;
+  /** Of an Aborted delivery: where it stopped, so a `retry` resumes there (the wave and its step). */
+  resumeAt?: ResumePoint;
   audit: AuditEntry[];
   startedAt: string;
   finishedAt?: string;
   message: string;
+}
+
+/** Where an aborted delivery stopped: the wave, and the index into `steps` of the step it had not finished. */
+export interface ResumePoint {
+  wave: number;
+  step: number;
+  /** The step's label, e.g. "approval go" (for people). */
+  label: string;
+}
+
+/** A retry of an Aborted delivery: the same request, the same digests, resumed where it stopped. */
+export interface ResumeInput extends ResumePoint {
+  /** The aborted delivery. */
+  of: string;
+  /** Its images' digests (`ref -> sha256:...`): the retry deploys exactly what it did, not a tag resolved again. */
+  digests?: Record<string, string>;
 }
 
 /** Input of the delivery workflow: the validated request plus who asked. */
@@ -215,6 +235,8 @@ export interface DeliveryWorkflowInput {
   previous?: Record<string, ObjectRef[]>;
   /** How many versions each cluster keeps. */
   historyLimit?: number;
+  /** Set when this delivery is a `retry` of an Aborted one: it resumes at that one's step. */
+  resume?: ResumeInput;
 }
 
 export type { AppSpec };

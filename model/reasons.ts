@@ -6,6 +6,8 @@ export const Reason = {
   AllWavesHealthy: 'AllWavesHealthy',
   WaitingForAction: 'WaitingForAction',
   RetryRequested: 'RetryRequested',
+  /** A retry of an Aborted delivery: waves before its stop re-promoted without their gates, its wave resumed at its step. */
+  Resumed: 'Resumed',
   ClusterSkipped: 'ClusterSkipped',
   RollbackStarted: 'RollbackStarted',
   RollbackComplete: 'RollbackComplete',

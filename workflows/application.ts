@@ -18,17 +18,19 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { compactSpec, type DeliveryStatus, type Phase } from '../model/index.ts';
+import { compactSpec, type DeliveryRequest, type DeliveryStatus, type Phase, type ResumeInput } from '../model/index.ts';
 import type { delivery } from './delivery.ts';
 import {
   appKey,
   appStateQuery,
   DELIVERY_WORKFLOW,
   phaseKey,
+  retryDeliveryUpdate,
   startDeliveryUpdate,
   typeKey,
   type AppClusterRecord,
   type AppState,
+  type RetryDeliveryInput,
   type StartDeliveryInput,
 } from './messages.ts';
 
@@ -39,6 +41,14 @@ export interface ApplicationInput {
   state?: AppState;
   /** How many versions are kept (here, as an index; in each cluster, as the rendered objects). */
   historyLimit?: number;
+  /** Carried over by continue-as-new: the last delivery, Aborted, as a retry would resume it. */
+  resumable?: Resumable;
+}
+
+/** What a retry of an Aborted delivery needs: its request (kept here, not in the queried state) and where it stopped. */
+interface Resumable {
+  request: DeliveryRequest;
+  resume: ResumeInput;
 }
 
 const KEEP_DELIVERIES = 20;
@@ -49,65 +59,97 @@ export async function application(input: ApplicationInput): Promise<void> {
   const state: AppState = { versions: [], nextVersion: 1, inventory: {}, ...(input.state ?? { name: input.name, namespace: input.namespace, clusters: {}, deliveries: [] }) };
   let historyLimit = input.historyLimit ?? DEFAULT_HISTORY;
   let running: { handle: ChildWorkflowHandle<typeof delivery>; start: StartDeliveryInput } | undefined;
+  let resumable: Resumable | undefined = input.resumable;
 
   setHandler(appStateQuery, () => state);
 
+  /** Takes the lock (already checked free by the validator) and starts the delivery as a child. */
+  const begin = async (s: StartDeliveryInput, resume?: ResumeInput) => {
+    if (state.activeDelivery === s.deliveryId) return { deliveryId: s.deliveryId, created: false }; // the same request again
+    state.activeDelivery = s.deliveryId; // taken before the first await: a second update finds it held
+    if (s.historyLimit !== undefined) historyLimit = s.historyLimit;
+    const type = s.rollbackOf ? 'rollback' : s.request.type;
+    const startedAt = new Date().toISOString();
+    const version = state.nextVersion;
+    const image = s.request.app.image ?? (s.request.app.source ? Object.keys(s.request.app.source)[0]! : '');
+    state.deliveries = [
+      { id: s.deliveryId, type, image, version, phase: 'Pending' as Phase, startedAt, requestedBy: s.requestedBy, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}), ...(resume ? { retryOf: resume.of } : {}) },
+      ...state.deliveries,
+    ].slice(0, KEEP_DELIVERIES);
+    // Any delivery that starts ends what a retry could resume: it changes what the aborted one left.
+    const kept = resumable;
+    resumable = undefined;
+    delete state.resumable;
+    try {
+      const handle = await startChild<typeof delivery>(DELIVERY_WORKFLOW, {
+        workflowId: s.deliveryId,
+        args: [{ request: s.request, requestedBy: s.requestedBy, version, previous: state.inventory, historyLimit, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}), ...(resume ? { resume } : {}) }],
+        // The delivery outlives a restart of this workflow; it reports to it by its result.
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [
+          { key: appKey, value: `${state.namespace}/${state.name}` },
+          { key: typeKey, value: type },
+          { key: phaseKey, value: 'Pending' },
+        ],
+        memo: {
+          requestHash: s.requestHash,
+          requestedBy: s.requestedBy,
+          image: s.request.app.image,
+          ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}),
+          ...(resume ? { retryOf: resume.of } : {}),
+          ...(s.comment ? { comment: s.comment } : {}),
+        },
+      });
+      running = { handle, start: s };
+    } catch (err) {
+      delete state.activeDelivery;
+      state.deliveries = state.deliveries.filter((d) => d.id !== s.deliveryId);
+      resumable = kept;
+      if (kept) state.resumable = kept.resume.of;
+      throw ApplicationFailure.create({
+        type: 'DeliveryNotStarted',
+        nonRetryable: true,
+        message: `delivery ${s.deliveryId} could not be started: ${(err as Error).message}`,
+      });
+    }
+    return { deliveryId: s.deliveryId, created: true };
+  };
+  const lockFree = (deliveryId: string) => {
+    if (state.activeDelivery !== undefined && state.activeDelivery !== deliveryId) {
+      throw ApplicationFailure.create({
+        type: 'DeliveryInProgress',
+        message: `delivery ${state.activeDelivery} of ${state.namespace}/${state.name} is still running`,
+        details: [{ activeDelivery: state.activeDelivery }],
+        nonRetryable: true,
+      });
+    }
+  };
+
+  setHandler(startDeliveryUpdate, (s: StartDeliveryInput) => begin(s), { validator: (s: StartDeliveryInput) => lockFree(s.deliveryId) });
   setHandler(
-    startDeliveryUpdate,
-    async (s: StartDeliveryInput) => {
-      if (state.activeDelivery === s.deliveryId) return { deliveryId: s.deliveryId, created: false }; // the same request again
-      state.activeDelivery = s.deliveryId; // taken before the first await: a second update finds it held
-      if (s.historyLimit !== undefined) historyLimit = s.historyLimit;
-      const type = s.rollbackOf ? 'rollback' : s.request.type;
-      const startedAt = new Date().toISOString();
-      const version = state.nextVersion;
-      const image = s.request.app.image ?? (s.request.app.source ? Object.keys(s.request.app.source)[0]! : '');
-      state.deliveries = [
-        { id: s.deliveryId, type, image, version, phase: 'Pending' as Phase, startedAt, requestedBy: s.requestedBy, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) },
-        ...state.deliveries,
-      ].slice(0, KEEP_DELIVERIES);
-      try {
-        const handle = await startChild<typeof delivery>(DELIVERY_WORKFLOW, {
-          workflowId: s.deliveryId,
-          args: [{ request: s.request, requestedBy: s.requestedBy, version, previous: state.inventory, historyLimit, ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}) }],
-          // The delivery outlives a restart of this workflow; it reports to it by its result.
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [
-            { key: appKey, value: `${state.namespace}/${state.name}` },
-            { key: typeKey, value: type },
-            { key: phaseKey, value: 'Pending' },
-          ],
-          memo: {
-            requestHash: s.requestHash,
-            requestedBy: s.requestedBy,
-            image: s.request.app.image,
-            ...(s.rollbackOf ? { rollbackOf: s.rollbackOf } : {}),
-            ...(s.comment ? { comment: s.comment } : {}),
-          },
-        });
-        running = { handle, start: s };
-      } catch (err) {
-        delete state.activeDelivery;
-        state.deliveries = state.deliveries.filter((d) => d.id !== s.deliveryId);
-        throw ApplicationFailure.create({
-          type: 'DeliveryNotStarted',
-          nonRetryable: true,
-          message: `delivery ${s.deliveryId} could not be started: ${(err as Error).message}`,
-        });
-      }
-      return { deliveryId: s.deliveryId, created: true };
+    retryDeliveryUpdate,
+    (r: RetryDeliveryInput) => {
+      if (state.activeDelivery === r.deliveryId) return { deliveryId: r.deliveryId, created: false };
+      const { request, resume } = resumable!;
+      return begin({ ...r, request }, resume);
     },
     {
-      validator: (s: StartDeliveryInput) => {
-        if (state.activeDelivery !== undefined && state.activeDelivery !== s.deliveryId) {
+      validator: (r: RetryDeliveryInput) => {
+        if (state.activeDelivery === r.deliveryId) return; // the same retry again
+        // The aborted delivery itself, still being recorded: the caller waits for the lock as for any start.
+        if (state.activeDelivery === r.retryOf) lockFree(r.deliveryId);
+        if (resumable?.resume.of !== r.retryOf) {
+          const last = state.deliveries[0];
           throw ApplicationFailure.create({
-            type: 'DeliveryInProgress',
-            message: `delivery ${state.activeDelivery} of ${state.namespace}/${state.name} is still running`,
-            details: [{ activeDelivery: state.activeDelivery }],
+            type: 'NotResumable',
             nonRetryable: true,
+            message: last && last.id !== r.retryOf
+              ? `delivery ${last.id} of ${state.namespace}/${state.name} started after ${r.retryOf}: only the last delivery, Aborted, can be retried`
+              : `delivery ${r.retryOf} cannot be resumed (only an Aborted delivery that is the application's last one can)`,
           });
         }
+        lockFree(r.deliveryId);
       },
     },
   );
@@ -125,11 +167,15 @@ export async function application(input: ApplicationInput): Promise<void> {
       failure = (err as Error).message;
     }
     record(state, start, result, failure, historyLimit);
+    if (result?.phase === 'Aborted' && result.resumeAt) {
+      resumable = { request: start.request, resume: { of: result.id, ...result.resumeAt, ...(result.digests ? { digests: result.digests } : {}) } };
+      state.resumable = result.id;
+    }
     running = undefined;
     delete state.activeDelivery;
   }
   await condition(allHandlersFinished);
-  await continueAsNew<typeof application>({ namespace: input.namespace, name: input.name, state, historyLimit });
+  await continueAsNew<typeof application>({ namespace: input.namespace, name: input.name, state, historyLimit, ...(resumable ? { resumable } : {}) });
 }
 
 function historyLong(): boolean {

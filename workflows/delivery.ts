@@ -59,6 +59,8 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
     ...(input.version !== undefined ? { version: input.version } : {}),
   });
   const s = state.status;
+  const resume = input.resume;
+  if (resume) s.retryOf = resume.of;
   const x = new RunContext(state, request, info.workflowId);
   const decisions: Decisions = { pending: undefined };
   /** rollback or abort, once accepted: the run is cancelled and this decides how it ends. */
@@ -122,7 +124,7 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
       try {
         x.prepared = app.source && 'version' in app.source
           ? await fromVersion(x, app.source.version, await fleetRead.describeFleet(), input.previous ?? {})
-          : await hub.prepareDelivery({ request, deliveryId: info.workflowId, ...(input.previous ? { previous: input.previous } : {}) });
+          : await hub.prepareDelivery({ request, deliveryId: info.workflowId, ...(input.previous ? { previous: input.previous } : {}), ...(resume?.digests ? { pinned: resume.digests } : {}) });
       } catch (err) {
         if (isCancellation(err)) throw err;
         const f = summarizeFailure(err);
@@ -132,7 +134,8 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
       if (!app.image) s.image = main;
       state.planned(x.prepared, x.prepared.digests[main] ?? (main.includes('@') ? parseImageRef(main).digest : undefined));
       state.condition('Progressing', 'True', Reason.Planned, `${s.waves.length} wave(s), steps ${s.steps.join(' -> ')}, ${app.image} pinned as ${s.digest ?? '(digest)'}`);
-      return new Interpreter(x, decisions).all();
+      if (resume) state.condition('Resumed', 'True', Reason.Resumed, `retry of ${resume.of}: resuming wave ${resume.wave + 1} at step ${resume.step + 1} (${resume.label})`);
+      return new Interpreter(x, decisions, resume).all();
     });
   } catch (err) {
     if (!isCancellation(err)) throw err;
@@ -185,6 +188,8 @@ async function conclude(x: RunContext, outcome: Outcome, input: DeliveryWorkflow
       state.condition('Progressing', 'False', Reason.FailedAsRequested, outcome.message);
       return state.finish('Degraded', outcome.message);
     case 'abort': {
+      // Where it stopped, before the abort's own steps change any cluster: a `retry` resumes there.
+      s.resumeAt = x.prepared ? { wave: s.currentWave, step: s.currentStep, label: s.steps[s.currentStep] ?? 'end' } : { wave: 0, step: 0, label: 'planning' };
       if (x.request.type === 'canary' || x.request.type === 'blueGreen') {
         // A canary's abort returns every touched wave to the stable version, newest first: traffic, replicas, objects.
         markStopped(x, outcome.reason);

@@ -7,7 +7,7 @@
  * resumes each failed cluster at the step where it stopped.
  */
 import { condition, isCancellation } from '@temporalio/workflow';
-import { Reason, segmentsOf, type PlanStep, type StepKind } from '../model/index.ts';
+import { Reason, segmentsOf, stepLabel, type PlanStep, type ResumePoint, type StepKind } from '../model/index.ts';
 import type { RunContext } from './context.ts';
 import { summarizeFailure } from './failures.ts';
 import type { ActionInput } from './messages.ts';
@@ -51,6 +51,33 @@ const waveSteps: Partial<Record<StepKind, WaveStepModule>> = {
   bake: bakeStep,
 };
 
+/**
+ * Steps that put the version in place (rather than decide whether to go on): a retry of an Aborted delivery
+ * runs them again in the waves before its stop, whose abort undid them, and skips the rest there.
+ */
+const STRUCTURAL: ReadonlySet<StepKind> = new Set<StepKind>(['replicate', 'apply', 'wait', 'prune', 'canary', 'promote', 'preview', 'switch', 'finish']);
+/** Steps whose last one before the stop is run again in the resumed wave: the canary's weight and scale as they stood. */
+const RESTORED: ReadonlySet<StepKind> = new Set<StepKind>(['setWeight', 'setCanaryScale']);
+
+/**
+ * Which steps of a wave a retry skips (indices), resuming at `at`: before the stopped wave, every step but the
+ * structural ones (its gates, analyses and weights were passed before); in it, the same before the stop, except the
+ * last weight and scale steps, which put the canary back where it stood.
+ */
+export function resumeSkips(steps: readonly PlanStep[], wave: number, at: ResumePoint | undefined): Set<number> {
+  const skip = new Set<number>();
+  if (!at || wave > at.wave) return skip;
+  const end = wave < at.wave ? steps.length : Math.min(at.step, steps.length);
+  const lastOf = new Map<StepKind, number>();
+  if (wave === at.wave) for (let i = 0; i < end; i++) if (RESTORED.has(steps[i]!.kind)) lastOf.set(steps[i]!.kind, i);
+  for (let i = 0; i < end; i++) {
+    const k = steps[i]!.kind;
+    if (STRUCTURAL.has(k) || lastOf.get(k) === i) continue;
+    skip.add(i);
+  }
+  return skip;
+}
+
 /** How a run ended, before the delivery concludes it (outside the cancellable scope). */
 export type Outcome =
   | { kind: 'healthy' }
@@ -67,10 +94,14 @@ export interface Decisions {
 export class Interpreter {
   readonly #x: RunContext;
   readonly #decisions: Decisions;
+  readonly #resume: ResumePoint | undefined;
+  /** Step indices the current wave skips (a retry's resumption). */
+  #skip = new Set<number>();
 
-  constructor(x: RunContext, decisions: Decisions) {
+  constructor(x: RunContext, decisions: Decisions, resume?: ResumePoint) {
     this.#x = x;
     this.#decisions = decisions;
+    this.#resume = resume;
   }
 
   async run(steps: readonly PlanStep[], wave: number): Promise<void> {
@@ -78,6 +109,11 @@ export class Interpreter {
     const clusters = this.#x.plan().waves[wave]!.clusters;
     for (const seg of segmentsOf(steps)) {
       if (seg.scope === 'wave') {
+        if (this.#skip.has(seg.at)) {
+          for (const n of clusters) if (state.cluster(n).step <= seg.at) state.cluster(n).step = seg.at + 1;
+          state.refreshStep();
+          continue;
+        }
         await this.#runWave(steps[seg.at]!, wave, clusters, seg.at);
         if (state.failedIn(clusters).length > 0) return;
         continue;
@@ -118,6 +154,10 @@ export class Interpreter {
     const cs = state.cluster(cluster);
     cs.attempts += 1;
     for (let i = Math.max(cs.step, from); i < to; i++) {
+      if (this.#skip.has(i)) {
+        cs.step = i + 1;
+        continue;
+      }
       const module = clusterSteps[steps[i]!.kind];
       if (!module) throw new Error(`cluster step ${steps[i]!.kind} has no module`);
       try {
@@ -143,6 +183,14 @@ export class Interpreter {
       state.refreshStep();
       const wave = plan.waves[w]!;
       state.condition('Progressing', 'True', Reason.WaveStarted, `wave ${w + 1} of ${plan.waves.length}: ${wave.clusters.join(', ')}`);
+      this.#skip = resumeSkips(wave.steps, w, this.#resume);
+      if (this.#skip.size > 0) {
+        const skipped = [...this.#skip].map((i) => stepLabel(wave.steps[i]!)).join(', ');
+        const r = this.#resume!;
+        state.condition('Resumed', 'True', Reason.Resumed, w < r.wave
+          ? `wave ${w + 1}: passed before the abort; put back without ${skipped}`
+          : `wave ${w + 1}: resumed at step ${r.step + 1} (${r.label}), without ${skipped}`);
+      }
       for (;;) {
         try {
           await this.run(wave.steps, w);

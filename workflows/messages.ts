@@ -70,6 +70,8 @@ export interface AppDeliveryRecord {
   finishedAt?: string;
   requestedBy?: string;
   rollbackOf?: string;
+  /** The Aborted delivery this one resumed (a retry). */
+  retryOf?: string;
 }
 /** A version: a delivery that ended Healthy; what it rendered is kept in each cluster it ran on. */
 export interface AppVersion {
@@ -99,6 +101,8 @@ export interface AppState {
   nextVersion: number;
   /** The objects each cluster holds of the application, as far as Flotilla knows (what a next version prunes from). */
   inventory: Record<string, ObjectRef[]>;
+  /** The last delivery, when it ended Aborted with a place to resume: a `retry` of it starts a delivery that resumes there. */
+  resumable?: string;
 }
 export interface StartDeliveryInput {
   deliveryId: string;
@@ -112,6 +116,10 @@ export interface StartDeliveryInput {
   /** Healthy versions to keep (the API's FLOTILLA_VERSION_HISTORY); from this delivery on. */
   historyLimit?: number;
 }
+/** A retry of the application's last delivery, Aborted: the same request and digests, resumed where it stopped. */
+export interface RetryDeliveryInput extends Omit<StartDeliveryInput, 'request' | 'rollbackOf'> {
+  retryOf: string;
+}
 export interface StartDeliveryResult {
   deliveryId: string;
   /** False when this delivery had already been started (a repeated request). */
@@ -123,6 +131,11 @@ export const appStateQuery = defineQuery<AppState>('appState');
  * refused (DeliveryInProgress, with the holder's id) while another delivery runs.
  */
 export const startDeliveryUpdate = defineUpdate<StartDeliveryResult, [StartDeliveryInput]>('startDelivery');
+/**
+ * Takes the lock and starts a retry of the application's last delivery, which ended Aborted: refused
+ * (NotResumable) when another delivery ran since or that one cannot be resumed, DeliveryInProgress while one runs.
+ */
+export const retryDeliveryUpdate = defineUpdate<StartDeliveryResult, [RetryDeliveryInput]>('retryDelivery');
 
 // --- preflight workflow ---
 export interface PreflightResult {

@@ -9,6 +9,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DeployRequestSchema, type DeliveryStatus, type DeployRequestInput } from '../../model/index.ts';
 import { actionUpdate, statusQuery, type ActionInput } from '../../workflows/messages.ts';
+import { retryUnderLock } from '../../api/lock.ts';
 import { bundle, eventually, pinned, startFleet, type Fleet } from './harness.ts';
 
 let workflowBundle: WorkflowBundleWithSourceMap;
@@ -186,6 +187,51 @@ describe('canary (real Temporal server, in-memory clusters, replica-ratio router
     expect((await result(h)).phase).toBe('Aborted');
     expect((await result(await fleet.deliver(request(V3)))).phase).toBe('Healthy');
     expect(images()).toEqual({ beijing: pinned(V3), shenzhen: pinned(V3), 'cloud-hk': pinned(V3) });
+  });
+
+  it('retry after an abort resumes at the aborted step: earlier waves put back without their gates, the canary at its last weight', async () => {
+    fleet = await startFleet(inject('temporalAddress'), workflowBundle);
+    await baseline();
+    const canary = { steps: [{ setWeight: 20 }, { approval: { name: 'qa' } }, { setWeight: 50 }, { approval: { name: 'go' } }] };
+    const h = await fleet.deliver(request(V2, { type: 'canary', waves: WAVES, canary }));
+    await until(h, (x) => waitingGate(x)?.wave === 0 && waitingGate(x)?.name === 'qa');
+    await act(h, { action: 'approve', gate: 'qa' });
+    await until(h, (x) => waitingGate(x)?.wave === 0 && waitingGate(x)?.name === 'go');
+    await act(h, { action: 'approve', gate: 'go' });
+    await until(h, (x) => waitingGate(x)?.wave === 1 && waitingGate(x)?.name === 'qa');
+    await act(h, { action: 'approve', gate: 'qa' });
+    await until(h, (x) => waitingGate(x)?.wave === 1 && waitingGate(x)?.name === 'go');
+    await act(h, { action: 'abort', comment: 'dashboards look odd' });
+    const aborted = await result(h);
+    expect(aborted.phase).toBe('Aborted');
+    expect(aborted.steps).toEqual(['canary', 'setWeight 20', 'approval qa', 'setWeight 50', 'approval go', 'promote', 'prune']);
+    expect(aborted.resumeAt).toEqual({ wave: 1, step: 4, label: 'approval go' });
+    expect(images()).toEqual({ beijing: pinned(V1), shenzhen: pinned(V1), 'cloud-hk': pinned(V1) }); // every wave undone
+
+    const before = Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.weights.length]));
+    const id = `retry-${aborted.id}`;
+    await retryUnderLock(fleet.client, fleet.taskQueue, { namespace: 'shop', name: 'web' }, { deliveryId: id, retryOf: aborted.id, requestedBy: 'sre-alice', requestHash: 'test' });
+    const r = fleet.client.workflow.getHandle(id);
+    const s = await until(r, (x) => waitingGate(x)?.wave === 1);
+    // Wave 1 was promoted before the abort: put back at once, its gates not asked again; wave 2 waits at the gate it stopped at.
+    expect(s.retryOf).toBe(aborted.id);
+    expect((s.gates ?? []).map((g) => [g.wave, g.name, g.state])).toEqual([[1, 'go', 'Waiting']]);
+    expect(s.clusters.shenzhen).toMatchObject({ weight: 50, step: 4 });
+    expect(fleet.clusters.beijing!.image('shop', 'web')).toBe(pinned(V2));
+    const since = Object.fromEntries(Object.entries(fleet.clusters).map(([n, c]) => [n, c.weights.slice(before[n])]));
+    expect(since).toEqual({ beijing: [], shenzhen: [50], 'cloud-hk': [50] }); // no 20 % step again, straight back to 50 %
+    expect(s.conditions.find((c) => c.type === 'Resumed')?.message).toMatch(/wave 2: resumed at step 5 \(approval go\), without setWeight 20, approval qa/);
+    // Only the last delivery, aborted, can be resumed: this one is running, and the aborted one is no longer the last.
+    const again = await retryUnderLock(fleet.client, fleet.taskQueue, { namespace: 'shop', name: 'web' }, { deliveryId: `${id}-2`, retryOf: aborted.id, requestedBy: 'sre-alice', requestHash: 'test' }).catch((e: Error) => e);
+    expect(String((again as { cause?: { type?: string } }).cause?.type)).toBe('NotResumable');
+    await act(r, { action: 'approve', gate: 'go' });
+    const done = await result(r);
+    expect(done.phase).toBe('Healthy');
+    expect(done.digests).toEqual(aborted.digests);
+    expect(images()).toEqual({ beijing: pinned(V2), shenzhen: pinned(V2), 'cloud-hk': pinned(V2) });
+    expect(images('web-canary')).toEqual({ beijing: undefined, shenzhen: undefined, 'cloud-hk': undefined });
+    const late = await retryUnderLock(fleet.client, fleet.taskQueue, { namespace: 'shop', name: 'web' }, { deliveryId: `${id}-3`, retryOf: aborted.id, requestedBy: 'sre-alice', requestHash: 'test' }).catch((e: Error) => e);
+    expect((late as { cause?: { type?: string; message?: string } }).cause).toMatchObject({ type: 'NotResumable', message: expect.stringMatching(/started after/) });
   });
 
   it('refuses canary actions on a deploy and a canary without a Deployment to split gets a plan error, not a hang', async () => {
