@@ -9,22 +9,7 @@
  * sampled every 200 ms: it never goes back, and wave 2 has a canary only after wave 1 has none.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  get,
-  harness,
-  ingressesOf,
-  newVersionShare,
-  RM,
-  sampleShares,
-  servicesFollowTracks,
-  shareSteps,
-  SRE,
-  splitIn,
-  virtualServiceOf,
-  type Harness,
-  type Json,
-  type MeshRouter,
-} from './progressive-support.ts';
+import { get, harness, meshRoutes, newVersionShare, RM, sampleShares, servicesFollowTracks, shareSteps, SRE, splitIn, webDeployment, webService, type Harness, type Json } from './progressive-support.ts';
 
 const stack = inject('stack');
 let h: Harness;
@@ -39,83 +24,20 @@ afterAll(async () => {
 const CLUSTERS = ['beijing', 'shenzhen', 'cloud-hk'];
 const WAVES = [['beijing', 'shenzhen'], ['cloud-hk']];
 
-const deployment = (img: string) => ({
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'web', labels: { app: 'web' } },
-  spec: {
-    replicas: 4,
-    selector: { matchLabels: { app: 'web' } },
-    template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: img, ports: [{ containerPort: 8080 }] }] } },
-  },
-});
-const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
-const virtualService = {
-  apiVersion: 'networking.istio.io/v1',
-  kind: 'VirtualService',
-  metadata: { name: 'web' },
-  spec: { hosts: ['web.example.com'], http: [{ name: 'primary', route: [{ destination: { host: 'web', port: { number: 80 } } }] }] },
-};
-const ingress = {
-  apiVersion: 'networking.k8s.io/v1',
-  kind: 'Ingress',
-  metadata: { name: 'web' },
-  spec: { ingressClassName: 'nginx', rules: [{ host: 'web.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] },
-};
-
-interface RouterCase {
-  router: MeshRouter;
-  route: object;
-  trafficRouting: object;
-  /** The route as the API server holds it. */
-  read: (cluster: string, ns: string) => Promise<unknown>;
-  /** What it holds with the canary at `weight`, and (`null`) when not split. */
-  want: (weight: number | null) => unknown;
-}
-
-const cases: RouterCase[] = [
-  {
-    router: 'istio',
-    route: virtualService,
-    trafficRouting: { istio: { virtualService: 'web' } },
-    read: (cluster, ns) => virtualServiceOf(h.direct.get(cluster)!, ns),
-    want: (w) =>
-      w === null
-        ? { http: [[['web', undefined]]], recorded: false }
-        : {
-            http: [
-              [
-                ['web-stable', 100 - w],
-                ['web-canary', w],
-              ],
-            ],
-            recorded: true,
-          },
-  },
-  {
-    router: 'nginx',
-    route: ingress,
-    trafficRouting: { nginx: { ingress: 'web' } },
-    read: (cluster, ns) => ingressesOf(h.direct.get(cluster)!, ns),
-    // While split, the main Ingress sends the rest to the stable pods only.
-    want: (w) => (w === null ? { main: ['web'], recorded: false, canary: null } : { main: ['web-stable'], recorded: true, canary: { services: ['web-canary'], canary: 'true', weight: String(w) } }),
-  },
-];
-
-describe.each(cases)('canary over two waves with the $router router', (tc) => {
+describe.each(meshRoutes)('canary over two waves with the $router router', (tc) => {
   it('20 %, approval, 50 %, promote: each step read back from every cluster of the wave; wave 2 only after wave 1 is promoted; the canary objects gone', async () => {
     const ns = h.fresh(tc.router);
     const v1 = await h.pinned('v1');
     const v2 = await h.pinned('v2');
     const body = (img: string) => ({
-      app: { name: 'web', namespace: ns, source: { manifests: [deployment(img), service, tc.route] }, placement: { clusters: CLUSTERS }, distribution: 'duplicated' },
+      app: { name: 'web', namespace: ns, source: { manifests: [webDeployment(img), webService, tc.route] }, placement: { clusters: CLUSTERS }, distribution: 'duplicated' },
       waves: WAVES,
       onFailure: 'pause',
       rolloutTimeout: '2m',
     });
     const base = await h.finished(await h.start({ type: 'deploy', ...body(h.image('v1')) }));
     expect(base.phase, base.message).toBe('Healthy');
-    for (const c of CLUSTERS) expect(await tc.read(c, ns), c).toEqual(tc.want(null));
+    for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(null));
 
     const sampler = sampleShares(CLUSTERS, (c) => newVersionShare(h.direct.get(c)!, tc.router, ns, v2));
     try {
@@ -133,14 +55,14 @@ describe.each(cases)('canary over two waves with the $router router', (tc) => {
           const s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === wave && x.currentStep === step, `wave ${wave + 1} paused at ${weight} %`);
           for (const c of clusters) {
             expect(s.clusters[c]!.weight, c).toBe(weight);
-            expect(await tc.read(c, ns), `${c} at ${weight} %`).toEqual(tc.want(weight));
+            expect(await tc.read(h.direct.get(c)!, ns), `${c} at ${weight} %`).toEqual(tc.want(weight));
             // A traffic router keeps every stable replica until promotion; the canary follows the weight: ceil(4 * w %).
             expect((await splitIn(h.direct, ns, [c]))[c], c).toEqual({ stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: weight === 20 ? 1 : 2, ready: weight === 20 ? 1 : 2 } });
             await servicesFollowTracks(h.direct.get(c)!, c, ns);
           }
           // The other wave: before its turn as the baseline left it, after its promotion all v2 with the route as delivered.
           for (const c of others) {
-            expect(await tc.read(c, ns), `${c} (not this wave)`).toEqual(tc.want(null));
+            expect(await tc.read(h.direct.get(c)!, ns), `${c} (not this wave)`).toEqual(tc.want(null));
             expect((await splitIn(h.direct, ns, [c]))[c], c).toEqual({ stable: { image: wave === 0 ? v1 : v2, replicas: 4, ready: 4 }, canary: null });
           }
           const act = weight === 20 ? await h.act(id, RM, { action: 'approve', gate: 'go' }) : await h.act(id, SRE, { action: 'promote' });
@@ -155,7 +77,7 @@ describe.each(cases)('canary over two waves with the $router router', (tc) => {
         const names = async (p: string) => ((await get(k, p))!.items as Json[]).map((x) => x.metadata.name).sort();
         expect(
           {
-            route: await tc.read(c, ns),
+            route: await tc.read(h.direct.get(c)!, ns),
             web: (await splitIn(h.direct, ns, [c]))[c],
             services: await names(`/api/v1/namespaces/${ns}/services`),
             ingresses: await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`),

@@ -230,6 +230,77 @@ export async function ingressesOf(c: ClusterClients, ns: string): Promise<{ main
   };
 }
 
+// --- an application `web` in front of a mesh or an ingress, as a team would send it --------------
+
+/** A Deployment `web` of `replicas` pods (label app: web). */
+export const webDeployment = (img: string, replicas = 4) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'web', labels: { app: 'web' } },
+  spec: {
+    replicas,
+    selector: { matchLabels: { app: 'web' } },
+    template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: img, ports: [{ containerPort: 8080 }] }] } },
+  },
+});
+export const webService = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
+
+export interface MeshRoute {
+  router: MeshRouter;
+  /** The route object in the bundle. */
+  route: Json;
+  /** `canary.trafficRouting` naming it. */
+  trafficRouting: Json;
+  /** A regular expression for the router's write of a weight (a server-side apply PATCH), not its reads. */
+  write: string;
+  /** The route as the API server holds it. */
+  read: (c: ClusterClients, ns: string) => Promise<unknown>;
+  /** What it holds with the canary at `weight`, or (`null`) as delivered. */
+  want: (weight: number | null) => unknown;
+}
+
+export const meshRoutes: MeshRoute[] = [
+  {
+    router: 'istio',
+    route: {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'web' },
+      spec: { hosts: ['web.example.com'], http: [{ name: 'primary', route: [{ destination: { host: 'web', port: { number: 80 } } }] }] },
+    },
+    trafficRouting: { istio: { virtualService: 'web' } },
+    write: '/virtualservices/web\\?',
+    read: virtualServiceOf,
+    want: (w) =>
+      w === null
+        ? { http: [[['web', undefined]]], recorded: false }
+        : {
+            http: [
+              [
+                ['web-stable', 100 - w],
+                ['web-canary', w],
+              ],
+            ],
+            recorded: true,
+          },
+  },
+  {
+    router: 'nginx',
+    route: {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'web' },
+      spec: { ingressClassName: 'nginx', rules: [{ host: 'web.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }] },
+    },
+    trafficRouting: { nginx: { ingress: 'web' } },
+    // The canary Ingress's canary-weight (the main Ingress is written once, at the first weight).
+    write: '/ingresses/web-canary\\?',
+    read: ingressesOf,
+    // While split, the main Ingress sends the rest to the stable pods only.
+    want: (w) => (w === null ? { main: ['web'], recorded: false, canary: null } : { main: ['web-stable'], recorded: true, canary: { services: ['web-canary'], canary: 'true', weight: String(w) } }),
+  },
+];
+
 // --- weights over time --------------------------------------------------------------------------
 
 export type MeshRouter = 'istio' | 'nginx';

@@ -1,10 +1,11 @@
 /**
  * The worker killed mid-canary (issue 8): the real worker runs in a process of its own and is
- * killed with SIGKILL twice during one Istio canary of two clusters, through the HTTP API:
+ * killed with SIGKILL twice during one canary of two clusters, through the HTTP API, once with
+ * the Istio router and once with the NGINX router:
  *  - during a pause (wave paused at 20 %): the replacement worker finds the delivery still
  *    paused at the same step, the weights as they were, and nothing redone;
- *  - during a weight change (20 -> 50 %): beijing's write of the VirtualService is held at the
- *    stack's API-server proxy, the worker is killed while that write is in flight, the write
+ *  - during a weight change (20 -> 50 %): beijing's write of the route (the VirtualService, or
+ *    the canary Ingress's canary-weight) is held at the stack's API-server proxy, the worker is killed while that write is in flight, the write
  *    never lands, and the next worker retries the same step (the same activity, attempt 2) and
  *    sets 50 %.
  * The rollout then completes. Every cluster's new-version share, read straight from its API
@@ -18,7 +19,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { proxyRules, proxyState, stackOptions } from '../../stack/index.ts';
 import type { DeliveryStatus } from '../../model/index.ts';
-import { harness, newVersionShare, sampleShares, shareSteps, SRE, splitIn, virtualServiceOf, type Harness } from './progressive-support.ts';
+import { harness, meshRoutes, newVersionShare, sampleShares, shareSteps, SRE, splitIn, webDeployment, webService, type Harness } from './progressive-support.ts';
 import { spawnWorker, stopProcess, until } from './support.ts';
 
 const stack = inject('stack');
@@ -54,35 +55,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const deployment = (img: string) => ({
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'web', labels: { app: 'web' } },
-  spec: {
-    replicas: 4,
-    selector: { matchLabels: { app: 'web' } },
-    template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: img, ports: [{ containerPort: 8080 }] }] } },
-  },
-});
-const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
-const virtualService = {
-  apiVersion: 'networking.istio.io/v1',
-  kind: 'VirtualService',
-  metadata: { name: 'web' },
-  spec: { hosts: ['web.example.com'], http: [{ name: 'primary', route: [{ destination: { host: 'web', port: { number: 80 } } }] }] },
-};
-const split = (w: number) => ({
-  http: [
-    [
-      ['web-stable', 100 - w],
-      ['web-canary', w],
-    ],
-  ],
-  recorded: true,
-});
-/** The router's write of the VirtualService (a server-side apply), not its reads. */
-const WRITE_VS = '/virtualservices/web\\?';
-
 /**
  * Every setTrafficWeight the delivery scheduled: its activity id, cluster and weight, and (once it has
  * ended: Temporal records the start of a retried activity only then) the attempt that ran it and its worker.
@@ -105,35 +77,35 @@ async function weightChanges(id: string) {
 /** The status once a worker answers again (a query fails while none does). */
 const statusWhen = (id: string, pred: (s: DeliveryStatus) => boolean, what: string) => until(() => h.status(id), pred, `delivery ${id}: ${what}`, 120_000);
 
-describe('the worker killed mid-canary (Istio, one wave of two clusters)', () => {
+describe.each(meshRoutes)('the worker killed mid-canary ($router router, one wave of two clusters)', (tc) => {
   it('SIGKILL during a pause and during a weight change: resumed at the same step, completed, weights never back', { timeout: 480_000 }, async () => {
-    const ns = h.fresh('kill');
+    const ns = h.fresh(`kill-${tc.router}`);
     const v1 = await h.pinned('v1');
     const v2 = await h.pinned('v2');
     const body = (img: string) => ({
-      app: { name: 'web', namespace: ns, source: { manifests: [deployment(img), service, virtualService] }, placement: { clusters: CLUSTERS }, distribution: 'duplicated' },
+      app: { name: 'web', namespace: ns, source: { manifests: [webDeployment(img), webService, tc.route] }, placement: { clusters: CLUSTERS }, distribution: 'duplicated' },
       onFailure: 'pause',
       rolloutTimeout: '2m',
     });
     const base = await h.finished(await h.start({ type: 'deploy', ...body(h.image('v1')) }));
     expect(base.phase, base.message).toBe('Healthy');
 
-    const sampler = sampleShares(CLUSTERS, (c) => newVersionShare(h.direct.get(c)!, 'istio', ns, v2));
+    const sampler = sampleShares(CLUSTERS, (c) => newVersionShare(h.direct.get(c)!, tc.router, ns, v2));
     try {
       const id = await h.start({
         type: 'canary',
         ...body(h.image('v2')),
-        canary: { trafficRouting: { istio: { virtualService: 'web' } }, steps: [{ setWeight: 20 }, { pause: {} }, { setWeight: 50 }, { pause: {} }] },
+        canary: { trafficRouting: tc.trafficRouting, steps: [{ setWeight: 20 }, { pause: {} }, { setWeight: 50 }, { pause: {} }] },
       });
 
       // --- 1. Killed during the pause at 20 %.
       await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentStep === 2, 'paused at 20 %');
-      for (const c of CLUSTERS) expect(await virtualServiceOf(h.direct.get(c)!, ns), c).toEqual(split(20));
+      for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(20));
       await stopProcess(worker!, 'SIGKILL');
       await startWorker();
       let s = await statusWhen(id, () => true, 'answered by the new worker');
       expect({ phase: s.phase, step: s.currentStep, weights: CLUSTERS.map((c) => s.clusters[c]!.weight) }).toEqual({ phase: 'Paused', step: 2, weights: [20, 20] });
-      for (const c of CLUSTERS) expect(await virtualServiceOf(h.direct.get(c)!, ns), c).toEqual(split(20));
+      for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(20));
       // Nothing was redone: one weight change per cluster so far.
       expect((await weightChanges(id)).map((w) => [w.cluster, w.weight]).sort()).toEqual([
         ['beijing', 20],
@@ -141,22 +113,24 @@ describe('the worker killed mid-canary (Istio, one wave of two clusters)', () =>
       ]);
 
       // --- 2. Killed while beijing's write of 50 % is in flight (held at the proxy for a minute).
-      await proxyRules('beijing', [{ action: 'delay', method: 'PATCH', path: WRITE_VS, delayMs: 60_000, count: 1 }], opts);
+      const delayed = async () => (await proxyState(opts)).find((v) => v.name === 'beijing')!.counts.delay;
+      const delayedBefore = await delayed();
+      await proxyRules('beijing', [{ action: 'delay', method: 'PATCH', path: tc.write, delayMs: 60_000, count: 1 }], opts);
       const promoted = await until(() => h.act(id, SRE, { action: 'promote', comment: 'on to 50 %' }), (r) => r.status === 200, 'promote accepted', 60_000);
       expect(promoted.status).toBe(200);
       // Kill well within the worker's 10 s request timeout (after which the activity would retry the write itself).
-      await until(async () => (await proxyState(opts)).find((v) => v.name === 'beijing')!.counts.delay, (n) => n >= 1, "beijing's VirtualService write held at the proxy", 120_000);
+      await until(delayed, (n) => n > delayedBefore, `beijing's ${tc.router} route write held at the proxy`, 120_000);
       const change = (await weightChanges(id)).find((w) => w.cluster === 'beijing' && w.weight === 50)!;
       const pending = ((await h.temporal.workflow.getHandle(id).describe()).raw.pendingActivities ?? []).find((a) => a.activityId === change.activityId);
       expect({ state: Number(pending?.state), attempt: pending?.attempt, worker: pending?.lastWorkerIdentity }).toEqual({ state: 2 /* STARTED */, attempt: 1, worker: identity(worker!) });
       await stopProcess(worker!, 'SIGKILL');
       // The write never landed (the proxy drops a held request whose client is gone).
-      expect(await virtualServiceOf(h.direct.get('beijing')!, ns)).toEqual(split(20));
+      expect(await tc.read(h.direct.get('beijing')!, ns)).toEqual(tc.want(20));
       await proxyRules('beijing', [], opts);
       const third = await startWorker();
       s = await statusWhen(id, (x) => x.phase === 'Paused' && x.currentStep === 4, 'paused at 50 %');
       expect(CLUSTERS.map((c) => s.clusters[c]!.weight)).toEqual([50, 50]);
-      for (const c of CLUSTERS) expect(await virtualServiceOf(h.direct.get(c)!, ns), c).toEqual(split(50));
+      for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(50));
       expect(await splitIn(h.direct, ns, CLUSTERS)).toEqual({
         beijing: { stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 2, ready: 2 } },
         shenzhen: { stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 2, ready: 2 } },
@@ -173,11 +147,11 @@ describe('the worker killed mid-canary (Istio, one wave of two clusters)', () =>
       expect(retried.starts.at(-1)!.attempt).toBeGreaterThanOrEqual(2);
       expect(retried.starts.at(-1)!.identity).toBe(identity(third));
 
-      // --- 3. Promoted: 100 % on v2, the canary gone, the VirtualService as delivered.
+      // --- 3. Promoted: 100 % on v2, the canary gone, the route as delivered.
       expect((await h.act(id, SRE, { action: 'promote' })).status).toBe(200);
       const final = await h.finished(id);
       expect(final.phase, final.message).toBe('Healthy');
-      for (const c of CLUSTERS) expect(await virtualServiceOf(h.direct.get(c)!, ns), c).toEqual({ http: [[['web', undefined]]], recorded: false });
+      for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(null));
       expect(await splitIn(h.direct, ns, CLUSTERS)).toEqual({
         beijing: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
         shenzhen: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
