@@ -4,9 +4,9 @@
  * back from the clusters (image, replicas, ready replicas) and from the
  * delivery's status.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -22,7 +22,7 @@ import { createLogger } from '../../worker/logger.ts';
 import { actionUpdate, HUB_TASK_QUEUE, statusQuery } from '../../workflows/messages.ts';
 import { deliverVia } from '../workflows/harness.ts';
 import type { ClusterClients } from '../../activities/kubernetes/clients.ts';
-import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, runInventory, until } from './support.ts';
+import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, runInventory, spawnWorker, until } from './support.ts';
 
 const stack = inject('stack');
 const opts = stackOptions(stack);
@@ -30,7 +30,6 @@ const inventory: Inventory = runInventory(stack);
 const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
 const silent = createLogger('silent');
-const root = path.resolve(import.meta.dirname, '../..');
 
 let connection: Connection;
 let client: Client;
@@ -277,19 +276,7 @@ describe('worker crash', () => {
   const inventoryFile = path.join(dir, 'inventory.yaml');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function workerProcess(n: number): ChildProcess {
-    const log = openSync(path.join(dir, `worker-${n}.log`), 'w');
-    return spawn(process.execPath, [path.join(root, 'worker/main.ts')], {
-      env: {
-        ...process.env,
-        FLOTILLA_TEMPORAL_ADDRESS: stack.temporal.address,
-        FLOTILLA_TEMPORAL_NAMESPACE: stack.temporal.namespace,
-        FLOTILLA_INVENTORY: inventoryFile,
-        FLOTILLA_LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', log, log],
-    });
-  }
+  const workerProcess = (n: number): ChildProcess => spawnWorker(stack, inventoryFile, path.join(dir, `worker-${n}.log`));
 
   it('a worker killed with SIGKILL while a step runs is replaced, the step resumes on the new worker, and the delivery finishes correctly', async () => {
     writeFileSync(inventoryFile, stringify(inventory));

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runHelm } from '../../stack/tools.ts';
-import { endpointIps, get, harness, podsOf, RM, SRE, splitIn, type Harness, type Json } from './progressive-support.ts';
+import { get, harness, RM, servicesFollowTracks, SRE, splitIn, type Harness, type Json } from './progressive-support.ts';
 
 const stack = inject('stack');
 let h: Harness;
@@ -52,21 +52,6 @@ const backendRefs = async (cluster: string, ns: string) => {
   };
 };
 
-/** Ready pod IPs of one track, and what the track's Service lists: the same set, read from the API server. */
-async function servicesFollowTracks(cluster: string, ns: string): Promise<void> {
-  const c = h.clients.get(cluster)!;
-  for (const track of ['stable', 'canary']) {
-    const ips = (await podsOf(c, ns, `app=web,flotilla.dev/track=${track}`)).filter((p) => p.ready).map((p) => p.ip!).sort();
-    const end = Date.now() + 30_000;
-    let listed = await endpointIps(c, ns, `web-${track}`);
-    while (JSON.stringify(listed) !== JSON.stringify(ips) && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 300));
-      listed = await endpointIps(c, ns, `web-${track}`);
-    }
-    expect(listed, `${cluster}: Service web-${track} lists exactly the ${track} pods`).toEqual(ips);
-  }
-}
-
 describe('canary with the Gateway API router', () => {
   it('an HTTPRoute in the bundle: backendRefs weighted 80/20 then 50/50 in each wave, stable replicas kept, the route restored after promotion', async () => {
     const ns = h.fresh('gw');
@@ -94,7 +79,7 @@ describe('canary with the Gateway API router', () => {
       expect(await backendRefs(cluster, ns)).toEqual({ refs: [[['web-stable', 80], ['web-canary', 20]]], recorded: true });
       // A traffic router keeps every stable replica until promotion; the canary runs ceil(4 * 20 %) = 1.
       expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 1, ready: 1 } });
-      await servicesFollowTracks(cluster, ns);
+      await servicesFollowTracks(h.clients.get(cluster)!, cluster, ns);
       // The other wave: before its turn untouched (its route unweighted), after its promotion all v2, route restored.
       expect(await backendRefs(other, ns)).toEqual({ refs: [[['web', 1]]], recorded: false });
       expect((await splitIn(h.clients, ns, [other]))[other]).toEqual({ stable: { image: wave === 0 ? v1 : v2, replicas: 4, ready: 4 }, canary: null });
@@ -104,7 +89,7 @@ describe('canary with the Gateway API router', () => {
       expect(s.clusters[cluster]!.weight).toBe(50);
       expect(await backendRefs(cluster, ns)).toEqual({ refs: [[['web-stable', 50], ['web-canary', 50]]], recorded: true });
       expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 2, ready: 2 } });
-      await servicesFollowTracks(cluster, ns);
+      await servicesFollowTracks(h.clients.get(cluster)!, cluster, ns);
       expect((await h.act(id, SRE, { action: 'promote' })).status).toBe(200);
     }
     const final = await h.finished(id);

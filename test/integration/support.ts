@@ -1,10 +1,13 @@
 /**
  * Shared helpers of the integration tests: the stack's inventory on queues of
  * this test run's own, clients to read back what each cluster runs, node
- * cordoning (a cluster with no room for new pods), and polling.
+ * cordoning (a cluster with no room for new pods), polling, and a worker in a process
+ * of its own (to be killed with SIGKILL).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { openSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
@@ -110,4 +113,30 @@ export async function eventually<T>(what: string, timeoutMs: number, check: () =
 export async function digestOf(ref: string): Promise<string> {
   const { stdout } = await promisify(execFile)('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]);
   return stdout.trim();
+}
+
+/**
+ * The real worker (worker/main.ts) in a process of its own, serving the hub queue and every cluster
+ * queue of the inventory file, its output in `logFile`. Its Temporal identity is `<pid>@<hostname>`.
+ */
+export function spawnWorker(stack: StackInfo, inventoryFile: string, logFile: string): ChildProcess {
+  const log = openSync(logFile, 'w');
+  return spawn(process.execPath, [path.resolve(import.meta.dirname, '../../worker/main.ts')], {
+    env: {
+      ...process.env,
+      FLOTILLA_TEMPORAL_ADDRESS: stack.temporal.address,
+      FLOTILLA_TEMPORAL_NAMESPACE: stack.temporal.namespace,
+      FLOTILLA_INVENTORY: inventoryFile,
+      FLOTILLA_LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', log, log],
+  });
+}
+
+/** Sends `signal` to a child process and resolves once it has exited (at once when it already has). */
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill(signal);
+  await exited;
 }
