@@ -30,7 +30,8 @@ const inventory = runInventory(stack);
 const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
 const CLUSTERS = ['beijing', 'shenzhen', 'cloud-hk'];
-const RUNS = 20;
+/** Each of the 5 moments with both actions; FLOTILLA_ACTIONS_RUNS=20 (or more) draws more moments inside each. */
+const RUNS = Number(process.env.FLOTILLA_ACTIONS_RUNS ?? 10);
 
 let workers: WorkersHandle;
 let connection: Connection;
