@@ -16,13 +16,14 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { ClusterInfo, DeliveryStatus, DeployRequest, Phase } from '../model/index.ts';
+import type { ClusterInfo, DeliveryEvent, DeliveryStatus, DeployRequest, Phase } from '../model/index.ts';
 import {
   actionUpdate,
   applicationWorkflowId,
   appKey,
   appStateQuery,
   DELIVERY_WORKFLOW,
+  eventsQuery,
   deliveryWorkflowId,
   phaseKey,
   PREFLIGHT_WORKFLOW,
@@ -257,6 +258,13 @@ export class Deliveries {
     const running = description.status.name === 'RUNNING';
     if (running) withRolloutProgress(status, description);
     return { status, running };
+  }
+
+  /** The delivery's events after `after` (its event stream), and whether it still runs. */
+  async events(id: string, after: number): Promise<{ events: DeliveryEvent[]; last: number; running: boolean }> {
+    const { handle, description } = await this.#deliveryHandle(id);
+    const r = await this.#query(() => handle.query(eventsQuery, after));
+    return { ...r, running: description.status.name === 'RUNNING' };
   }
 
   async list(q: ListQuery): Promise<DeliveryListItem[]> {

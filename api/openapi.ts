@@ -126,6 +126,24 @@ export function openApiDocument(): Json {
           },
         },
       },
+      '/v1/deliveries/{id}/events': {
+        get: {
+          operationId: 'deliveryEvents',
+          summary: "A delivery's changes as server-sent events (any role)",
+          description:
+            'text/event-stream. A fresh connection first gets `event: status` (the whole status) with the id of the last event so far, then each change as it happens: `phase`, `step`, `cluster`, `gate`, `action`, and `end` (then the stream closes). Every event has an `id`; reconnecting with `Last-Event-ID: N` (or `?after=N`) sends exactly the events after N: none lost, none repeated. A comment every 15 s keeps the connection open.',
+          parameters: [
+            idParam,
+            { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^[0-9]{1,9}$' }, description: 'Resume after this event' },
+            { name: 'after', in: 'query', required: false, schema: { type: 'string', pattern: '^[0-9]{1,9}$' }, description: 'Resume after this event (for clients that cannot set headers)' },
+          ],
+          responses: {
+            '200': { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+            ...common,
+            '404': error('No such delivery'),
+          },
+        },
+      },
       '/v1/deliveries/{id}/actions': {
         post: {
           operationId: 'actOnDelivery',

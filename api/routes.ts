@@ -8,6 +8,7 @@ import { grants, Permission, requirePermission } from './auth.ts';
 import { locals } from './context.ts';
 import { statusUrl, type Deliveries, type Started } from './deliveries.ts';
 import { HttpError, parseOr } from './errors.ts';
+import { streamEvents } from './events.ts';
 import {
   ActionBodySchema,
   AppRollbackBodySchema,
@@ -22,6 +23,7 @@ export const routeTable = [
   { method: 'post', path: '/v1/deliveries' },
   { method: 'get', path: '/v1/deliveries' },
   { method: 'get', path: '/v1/deliveries/:id' },
+  { method: 'get', path: '/v1/deliveries/:id/events' },
   { method: 'post', path: '/v1/deliveries/:id/actions' },
   { method: 'get', path: '/v1/apps/:name' },
   { method: 'get', path: '/v1/apps/:name/versions' },
@@ -110,6 +112,10 @@ export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[], 
   r.get('/deliveries/:id', requirePermission(Permission.read), async (req, res) => {
     const { status } = await deliveries.status(req.params.id as string);
     res.json(status);
+  });
+
+  r.get('/deliveries/:id/events', requirePermission(Permission.read), async (req, res) => {
+    await streamEvents(deliveries, req, res);
   });
 
   r.post('/deliveries/:id/actions', requirePermission(Permission.act, Permission.decide), async (req, res) => {

@@ -170,6 +170,28 @@ export interface AuditEntry {
   comment?: string;
 }
 
+/**
+ * One change of a delivery, as its event stream (GET /v1/deliveries/{id}/events) sends it: numbered from 1
+ * in the order the workflow made them, kept with the delivery, so a reader that resumes after event N gets
+ * exactly the ones after N.
+ */
+export interface DeliveryEvent {
+  id: number;
+  at: string;
+  /** phase: the delivery's phase; step: the wave or its step; cluster: a cluster's phase, step or weight; gate: a gate opened or closed; action: someone's action (or flotilla's, at a deadline); end: the delivery is over. */
+  type: 'phase' | 'step' | 'cluster' | 'gate' | 'action' | 'end';
+  message: string;
+  phase?: string;
+  wave?: number;
+  step?: number;
+  label?: string;
+  cluster?: string;
+  weight?: number;
+  gate?: string;
+  who?: string;
+  action?: string;
+}
+
 export interface DeliveryStatus {
   id: string;
   type: DeliveryRequest['type'] | 'rollback';

@@ -37,7 +37,7 @@ import { RunContext } from './context.ts';
 import { DeliveryState } from './deliveryState.ts';
 import { summarizeFailure } from './failures.ts';
 import { Interpreter, type Decisions, type Outcome } from './interpreter.ts';
-import { actionUpdate, applicationWorkflowId, statusQuery, type ActionInput } from './messages.ts';
+import { actionUpdate, applicationWorkflowId, eventsQuery, statusQuery, type ActionInput } from './messages.ts';
 import { gateOf } from './steps/gates.ts';
 import { hubPrepare, hubRead } from './options.ts';
 
@@ -70,6 +70,7 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
   let settled = false;
 
   setHandler(statusQuery, () => s);
+  setHandler(eventsQuery, (after: number) => ({ events: state.eventsAfter(after), last: state.events.length }));
   setHandler(
     actionUpdate,
     (a: ActionInput) => {
@@ -78,7 +79,9 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
       if (a.action === 'approve' || a.action === 'reject') {
         const g = gateOf(x, a.gate!)!;
         g.votes.push({ who: a.who, role: a.role ?? '', decision: a.action, at: state.now(), ...(a.comment ? { comment: a.comment } : {}) });
+        const was = g.state;
         g.state = gateState(g);
+        if (g.state !== was) state.gate(g, `gate ${g.name} ${g.state.toLowerCase()} (${a.who})`);
       } else if (a.action === 'promote') {
         x.canary.promotions += 1;
         x.canary.lastPromoter = a.who;

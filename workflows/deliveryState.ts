@@ -11,7 +11,9 @@ import {
   type ClusterPhase,
   type ClusterStatus,
   type Condition,
+  type DeliveryEvent,
   type DeliveryStatus,
+  type GateStatus,
   type Phase,
   type PreparedDelivery,
 } from '../model/index.ts';
@@ -21,6 +23,11 @@ export const IN_FLIGHT: readonly ClusterPhase[] = ['Applying', 'Progressing', 'R
 
 export class DeliveryState {
   readonly status: DeliveryStatus;
+  /** Every change, in order (the event stream's source; not part of the status). */
+  readonly events: DeliveryEvent[] = [];
+  /** What the last `step` and `cluster` events said, so that only changes are sent. */
+  #lastStep = '';
+  readonly #lastCluster = new Map<string, string>();
 
   constructor(init: Pick<DeliveryStatus, 'id' | 'type' | 'app' | 'image' | 'onFailure' | 'startedAt' | 'source' | 'version'>) {
     this.status = { ...init, phase: 'Pending', conditions: [], clusters: {}, audit: [], currentWave: 0, waves: [], steps: [], currentStep: 0, message: '' };
@@ -30,11 +37,28 @@ export class DeliveryState {
     return new Date().toISOString(); // Date is the workflow's deterministic clock inside a workflow
   }
 
+  emit(e: Omit<DeliveryEvent, 'id' | 'at'>): void {
+    this.events.push({ id: this.events.length + 1, at: this.now(), ...e });
+  }
+
+  /** The events after `after` (at most `limit`). */
+  eventsAfter(after: number, limit = 500): DeliveryEvent[] {
+    return this.events.slice(Math.max(0, after), Math.max(0, after) + limit);
+  }
+
   setPhase(phase: Phase, message: string): void {
     const changed = this.status.phase !== phase;
     this.status.phase = phase;
     this.status.message = message;
-    if (changed) upsertSearchAttributes([{ key: phaseKey, value: phase }]);
+    if (changed) {
+      upsertSearchAttributes([{ key: phaseKey, value: phase }]);
+      this.emit({ type: 'phase', phase, message });
+    }
+  }
+
+  /** A gate opened, or its state changed. */
+  gate(g: GateStatus, message: string): void {
+    this.emit({ type: 'gate', gate: g.name, wave: g.wave, phase: g.state, message });
   }
 
   /** Sets a condition of a type, replacing the earlier one; lastTransitionTime moves only when the status flips. */
@@ -74,8 +98,18 @@ export class DeliveryState {
   }
 
   setCluster(name: string, phase: ClusterPhase, message: string, extra: Partial<ClusterStatus> = {}): void {
-    Object.assign(this.cluster(name), { phase, message }, extra);
+    const c = this.cluster(name);
+    Object.assign(c, { phase, message }, extra);
     this.refreshStep();
+    this.clusterChanged(c);
+  }
+
+  /** A `cluster` event when the cluster's phase, step or weight moved since the last one. */
+  clusterChanged(c: ClusterStatus): void {
+    const key = `${c.phase}/${c.step}/${c.weight ?? ''}`;
+    if (this.#lastCluster.get(c.cluster) === key) return;
+    this.#lastCluster.set(c.cluster, key);
+    this.emit({ type: 'cluster', cluster: c.cluster, phase: c.phase, step: c.step, ...(c.weight !== undefined ? { weight: c.weight } : {}), message: c.message });
   }
 
   /** The current wave's step: the lowest step of its clusters still in the running. */
@@ -85,10 +119,18 @@ export class DeliveryState {
       wave.map((n) => ({ step: this.cluster(n).step, skipped: this.cluster(n).phase === 'Skipped' })),
       this.status.steps.length,
     );
+    for (const n of wave) this.clusterChanged(this.cluster(n));
+    const key = `${this.status.currentWave}/${this.status.currentStep}`;
+    if (this.status.waves.length > 0 && key !== this.#lastStep) {
+      this.#lastStep = key;
+      const label = this.status.steps[this.status.currentStep] ?? 'done';
+      this.emit({ type: 'step', wave: this.status.currentWave, step: this.status.currentStep, label, message: `wave ${this.status.currentWave + 1}: ${label}` });
+    }
   }
 
   audit(entry: Omit<AuditEntry, 'at'>): void {
     this.status.audit.push({ at: this.now(), ...entry });
+    this.emit({ type: 'action', who: entry.who, action: entry.action, ...(entry.cluster ? { cluster: entry.cluster } : {}), ...(entry.gate ? { gate: entry.gate } : {}), message: `${entry.who}: ${entry.action}${entry.comment ? ` (${entry.comment})` : ''}` });
   }
 
   /** Clusters of a wave whose last step failed. */
@@ -102,6 +144,7 @@ export class DeliveryState {
   finish(phase: Phase, message: string): DeliveryStatus {
     this.setPhase(phase, message);
     this.status.finishedAt = this.now();
+    this.emit({ type: 'end', phase, message });
     return this.status;
   }
 

@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ActionRequest, AppSpec, DeliveryRequest, DeliveryStatus, ObjectRef, ObservedWorkload, Phase } from '../model/index.ts';
+import type { ActionRequest, AppSpec, DeliveryEvent, DeliveryRequest, DeliveryStatus, ObjectRef, ObservedWorkload, Phase } from '../model/index.ts';
 import type { ObjectIssue } from '../activities/types.ts';
 
 /** Task queue of the workflows and hub activities. */
@@ -33,6 +33,8 @@ export const searchAttributeKeys = [appKey, phaseKey, typeKey];
 
 // --- delivery workflow ---
 export const statusQuery = defineQuery<DeliveryStatus>('status');
+/** The delivery's events after the given id (at most 500), and the last id so far. */
+export const eventsQuery = defineQuery<{ events: DeliveryEvent[]; last: number }, [number]>('events');
 export interface ActionInput extends ActionRequest {
   /** The authenticated caller (token name), for the audit list. */
   who: string;

@@ -344,3 +344,75 @@ describe('HTTP API on a real Temporal server', () => {
     expect(old.body).toMatchObject({ error: 'Superseded', details: { laterDelivery: restoreId } });
   });
 });
+
+describe('event stream of a delivery (GET /v1/deliveries/{id}/events)', () => {
+  type Ev = { id?: string; event?: string; data: string };
+  /** Reads server-sent events from a real HTTP connection until `stop` says so (or the server ends the stream). */
+  async function read(base: string, id: string, stop: (e: Ev) => boolean, lastEventId?: string): Promise<Ev[]> {
+    const { EventSourceParserStream } = await import('eventsource-parser/stream');
+    const ctrl = new AbortController();
+    const res = await fetch(`${base}/v1/deliveries/${id}/events`, { headers: { Authorization: VIEWER, ...(lastEventId ? { 'Last-Event-ID': lastEventId } : {}) }, signal: ctrl.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const out: Ev[] = [];
+    try {
+      for await (const e of res.body!.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream())) {
+        out.push({ id: e.id, event: e.event, data: e.data });
+        if (stop(out.at(-1)!)) break;
+      }
+    } finally {
+      ctrl.abort();
+    }
+    return out;
+  }
+
+  it('every change in order; a reconnect with Last-Event-ID loses nothing and repeats nothing; end closes it; a fresh reader gets the status first', async () => {
+    const server = api.listen(0);
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const ns = freshNamespace();
+      expect((await post(deployBody(ns, 'central:5000/demo/web:v1'))).status).toBe(202);
+
+      await eventually(() => appState(ns), (a) => a.activeDelivery === undefined && a.deliveries[0]?.phase === 'Healthy');
+      const res = await post(deployBody(ns, 'central:5000/demo/web:v2', { type: 'canary', canary: { steps: [{ setWeight: 50 }, { approval: { name: 'go' } }] } }));
+      expect(res.status).toBe(202);
+      const id = res.body.id as string;
+
+      // First connection, from the start (Last-Event-ID 0): events up to the gate opening in wave 1; then the reader goes away.
+      const first = await read(base, id, (e) => e.event === 'gate' && JSON.parse(e.data).phase === 'Waiting', '0');
+      expect(first[0]!.id).toBe('1');
+      const gate = JSON.parse(first.at(-1)!.data);
+      expect(gate).toMatchObject({ type: 'gate', gate: 'go', wave: 0, phase: 'Waiting' });
+      expect(first.map((e) => e.event)).toContain('step');
+
+      // While nobody listens: the approval, the wave's promotion, wave 2 up to its own gate, approved too.
+      expect((await act(id, { action: 'approve', gate: 'go' })).status).toBe(200);
+      await eventually(() => getStatus(id), (s) => (s.gates ?? []).some((g) => g.wave === 1 && g.state === 'Waiting'));
+      expect((await act(id, { action: 'approve', gate: 'go' })).status).toBe(200);
+
+      const second = await read(base, id, () => false, first.at(-1)!.id);
+      expect(second.at(-1)!.event).toBe('end');
+      expect(JSON.parse(second.at(-1)!.data)).toMatchObject({ type: 'end', phase: 'Healthy' });
+      const ids = second.map((e) => Number(e.id));
+      expect(ids[0]).toBe(Number(first.at(-1)!.id) + 1); // the next one: nothing lost
+      expect(ids).toEqual(ids.map((_, i) => ids[0]! + i)); // consecutive: nothing repeated or skipped
+      const kinds = second.map((e) => JSON.parse(e.data) as { type: string; action?: string; gate?: string; phase?: string; cluster?: string; weight?: number });
+      expect(kinds.find((k) => k.type === 'action')).toMatchObject({ action: 'approve', gate: 'go' });
+      expect(kinds.find((k) => k.type === 'gate')).toMatchObject({ gate: 'go', phase: 'Approved' });
+      expect(kinds.some((k) => k.type === 'cluster' && k.cluster === 'shenzhen' && k.weight === 50)).toBe(true);
+
+      // The whole log again from the start: the two connections saw exactly it.
+      const all = await read(base, id, () => false, '0');
+      expect(all.map((e) => [e.id, e.data])).toEqual([...first, ...second].map((e) => [e.id, e.data]));
+      // A finished delivery: its final status, then end at once; a bad cursor is a 400 naming it.
+      const done = await read(base, id, () => false);
+      expect(done.map((e) => e.event)).toEqual(['status', 'end']);
+      expect(JSON.parse(done[0]!.data)).toMatchObject({ phase: 'Healthy' });
+      const bad = await fetch(`${base}/v1/deliveries/${id}/events`, { headers: { Authorization: VIEWER, 'Last-Event-ID': 'x' } });
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toMatchObject({ error: 'BadRequest', details: [{ path: 'Last-Event-ID' }] });
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -72,17 +72,21 @@ export async function approvalStep(x: RunContext, wave: number, clusters: string
   };
   // A retried gate opens again with no votes; the closed one stays in the list for the record.
   s.gates = [...(s.gates ?? []), gate];
-  waiting(x, clusters, `wave ${wave + 1} waits at gate ${a.name}: ${a.quorum} approval(s) from ${a.roles.join(' or ')}${gate.deadline ? `, until ${gate.deadline} (then ${a.onTimeout})` : ''}`);
+  const opened = `wave ${wave + 1} waits at gate ${a.name}: ${a.quorum} approval(s) from ${a.roles.join(' or ')}${gate.deadline ? `, until ${gate.deadline} (then ${a.onTimeout})` : ''}`;
+  x.state.gate(gate, opened);
+  waiting(x, clusters, opened);
   const closed = () => gate.state !== 'Waiting' || x.canary.full;
   const inTime = deadlineMs === undefined ? (await condition(closed), true) : await condition(closed, deadlineMs);
   gate.closedAt = x.state.now();
   if (x.canary.full && gate.state === 'Waiting') {
     gate.state = 'Approved';
+    x.state.gate(gate, `gate ${a.name} passed by a full promotion`);
     resumed(x, clusters, `gate ${a.name} passed by a full promotion (${x.canary.lastPromoter ?? 'someone'})`);
     return;
   }
   if (!inTime) {
     gate.state = 'TimedOut';
+    x.state.gate(gate, `gate ${a.name} reached its deadline: ${a.onTimeout}`);
     x.state.audit({ who: 'flotilla', action: `gate-timeout:${a.onTimeout}`, gate: a.name, comment: `gate ${a.name} reached its deadline ${gate.deadline} with ${gate.votes.length} vote(s); taking onTimeout ${a.onTimeout}` });
     if (a.onTimeout === 'abort') throw new StopDelivery('abort', `gate ${a.name} of wave ${wave + 1} timed out (deadline ${gate.deadline})`);
     resumed(x, clusters, `gate ${a.name} timed out: promoted as its onTimeout says`);
