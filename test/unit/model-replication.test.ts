@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { copiesFor, groupByTarget, replicationTargets, ReplicationPlanError, ReplicationRequestSchema, withReplication } from '../../model/replication.ts';
+import { copiesFor, groupByTarget, replicationRoute, replicationTargets, ReplicationPlanError, ReplicationRequestSchema, withReplication } from '../../model/replication.ts';
 import { planPlacement, prepareDeploy, DeployRequestSchema, segmentsOf, type ClusterInfo } from '../../model/index.ts';
 import type { RegistryInfo } from '../../model/registry.ts';
 
@@ -109,6 +109,30 @@ describe('replication in a delivery plan', () => {
       ['cn-north', 'harbor', 'central', 1],
       ['elsewhere.local', 'copier', undefined, 1],
     ]);
+  });
+});
+
+describe('which way an image moves', () => {
+  const src = `central.local:5000/demo/web@${d('a')}`;
+  const copies = [
+    { source: src, target: `north.local:5000/demo/web@${d('a')}`, tag: 'v2' },
+    { source: src, target: `south.local:5000/demo/web@${d('a')}`, tag: 'v2' },
+    { source: `elsewhere.local/demo/web@${d('a')}`, target: `south.local:5000/demo/web@${d('a')}` },
+  ];
+  it('a regional Harbor pulls from a source the inventory names; the copier serves the rest', () => {
+    const regionalHarbor: RegistryInfo[] = [registries[0]!, registries[1]!, { ...registries[2]!, type: 'harbor' }];
+    expect(groupByTarget(copies, regionalHarbor).map((t) => [t.registry, t.via, t.harbor, t.pullFrom, t.copies.length])).toEqual([
+      ['cn-north', 'copier', undefined, undefined, 1],
+      ['cn-south', 'harbor', 'cn-south', 'central', 1],
+      // A source the inventory does not know cannot be a Harbor endpoint: the copier moves it.
+      ['cn-south', 'copier', undefined, undefined, 1],
+    ]);
+  });
+
+  it('a central Harbor pushes, whatever the target is (a Harbor too)', () => {
+    expect(replicationRoute({ ...registries[0]!, type: 'harbor' }, { ...registries[2]!, type: 'harbor' })).toEqual({ via: 'harbor', harbor: 'central' });
+    expect(replicationRoute(registries[0], registries[1])).toEqual({ via: 'copier' });
+    expect(replicationRoute(undefined, { ...registries[1]!, type: 'harbor' })).toEqual({ via: 'copier' });
   });
 });
 
