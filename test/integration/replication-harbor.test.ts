@@ -76,7 +76,7 @@ beforeAll(async () => {
   temporal = new Client({ connection, namespace: stack.temporal.namespace });
   api = createApp({ temporal, inventory, tokens, logger: silent });
   clients = clusterClients(inventory);
-}, 120_000);
+});
 
 afterEach(() => {
   // Every request Flotilla sent to Harbor, and every answer, matched Harbor's spec.
