@@ -92,7 +92,7 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const status = async (id: string) => (await request(api).get(`/v1/deliveries/${id}`).set('Authorization', `Bearer ${VIEWER}`)).body as DeliveryStatus;
+const status = async (id: string) => (await request(api).get(`/v1/deliveries/${id}`).set('Authorization', VIEWER)).body as DeliveryStatus;
 const finished = (s: DeliveryStatus) => ['Healthy', 'Degraded', 'RolledBack', 'Aborted', 'NeedsAttention'].includes(s.phase);
 
 /** A deploy of `image` to beijing (wave 1, cn-north: the copier) then shenzhen (wave 2, cn-south: the Harbor), no registry override. */
@@ -100,7 +100,7 @@ async function deploy(ns: string, image: string): Promise<string> {
   namespaces.add(ns);
   const res = await request(api)
     .post('/v1/deliveries')
-    .set('Authorization', `Bearer ${CI}`)
+    .set('Authorization', CI)
     .send({
       type: 'deploy',
       app: { name: 'web', namespace: ns, image, replicas: 2, placement: { clusters: ['beijing', 'shenzhen'] } },
