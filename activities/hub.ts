@@ -32,9 +32,14 @@ export function describeFleet(inventory: Inventory): ClusterInfo[] {
 const planFailed = (err: PlanError) =>
   ApplicationFailure.create({ type: FailureType.PlanFailed, nonRetryable: true, message: err.message, details: [{ path: err.path }] });
 
+/**
+ * Every image reference of the delivery and its digest: a tag resolved in its registry, a reference pinned
+ * by the request taken as it is (so the replicate step knows where it comes from when a cluster's mirror
+ * moves it to another registry).
+ */
 async function resolveAll(refs: readonly string[], resolve: DigestResolver): Promise<ImageDigests> {
   const digests: ImageDigests = {};
-  for (const ref of refs) if (!parseImageRef(ref).digest) digests[ref] = await resolve(ref);
+  for (const ref of refs) digests[ref] = parseImageRef(ref).digest ?? (await resolve(ref));
   return digests;
 }
 

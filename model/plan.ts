@@ -124,6 +124,15 @@ export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>
   return out;
 }
 
+/**
+ * A cluster pulls from its regional registry (the inventory's `mirror`) unless the request names another
+ * (`overrides.registry`, by cluster or by selector). With `"replicate": false` it still pulls from its mirror:
+ * the copy is skipped, not the mirror (a region whose registry lacks the image shows ErrImagePull).
+ */
+export function withMirror(o: Override, c: ClusterInfo): Override {
+  return o.registry === undefined && c.mirror ? { ...o, registry: c.mirror } : o;
+}
+
 /** What any application's plan starts from: the placed clusters, the waves, each cluster's override. */
 export interface Placed {
   clusters: ClusterInfo[];
@@ -137,7 +146,7 @@ export function planPlacement(app: AppSpec, fleet: readonly ClusterInfo[], waves
   for (const name of Object.keys(app.overrides)) {
     if (!placedNames.has(name)) throw new PlanError(`override for cluster "${name}", which is not placed`, ['overrides', name]);
   }
-  return { clusters: placed, waves: planWaves(placed, waves), overrides: Object.fromEntries(placed.map((c) => [c.name, effectiveOverride(app, c)])) };
+  return { clusters: placed, waves: planWaves(placed, waves), overrides: Object.fromEntries(placed.map((c) => [c.name, withMirror(effectiveOverride(app, c), c)])) };
 }
 
 /**

@@ -34,12 +34,15 @@ export interface ReplicationTarget {
   registry: string;
   host: string;
   /**
-   * `copier`: Flotilla's OCI copier moves the blobs; `harbor`: the source is a Harbor, whose own
-   * replication (a policy and an execution) pushes to the target.
+   * `copier`: Flotilla's OCI copier moves the blobs; `harbor`: Harbor's own replication (a policy and an
+   * execution) moves them: the source Harbor pushes to the target, or, when only the target is a Harbor,
+   * the target pulls from the source.
    */
   via: 'copier' | 'harbor';
-  /** The source Harbor's name (via harbor). */
+  /** The Harbor that replicates (via harbor): the source's name (it pushes), or the target's own (it pulls). */
   harbor?: string;
+  /** Via a Harbor that pulls (harbor = registry): the inventory name of the registry it pulls from. */
+  pullFrom?: string;
   copies: ImageCopy[];
 }
 
@@ -88,6 +91,16 @@ export function copiesFor(images: readonly string[], digests: ImageDigests): Ima
 
 const hostKey = (h: string) => h.toLowerCase();
 
+/**
+ * How one image moves from `source` to `target` (either may be missing from the inventory): a source
+ * Harbor pushes with its own replication; else a target Harbor pulls from a source it can name; else the copier.
+ */
+export function replicationRoute(source: RegistryInfo | undefined, target: RegistryInfo | undefined): Pick<ReplicationTarget, 'via' | 'harbor' | 'pullFrom'> {
+  if (source?.type === 'harbor' && target) return { via: 'harbor', harbor: source.name };
+  if (target?.type === 'harbor' && source) return { via: 'harbor', harbor: target.name, pullFrom: source.name };
+  return { via: 'copier' };
+}
+
 /** Groups copies by target registry (in order of first appearance), each copy once; names and routes each target. */
 export function groupByTarget(copies: readonly ImageCopy[], registries: readonly RegistryInfo[]): ReplicationTarget[] {
   const byHost = new Map(registries.map((r) => [hostKey(r.host), r]));
@@ -97,11 +110,11 @@ export function groupByTarget(copies: readonly ImageCopy[], registries: readonly
     const sourceHost = parseImageRef(c.source).registry;
     const source = byHost.get(hostKey(sourceHost));
     const reg = byHost.get(hostKey(host));
-    const via = source?.type === 'harbor' && reg ? 'harbor' : 'copier';
-    const key = `${hostKey(host)} ${via === 'harbor' ? source!.name : ''}`;
+    const route = replicationRoute(source, reg);
+    const key = `${hostKey(host)} ${route.harbor ?? ''} ${route.pullFrom ?? ''}`;
     let t = targets.get(key);
     if (!t) {
-      t = { registry: reg?.name ?? host, host, via, ...(via === 'harbor' ? { harbor: source!.name } : {}), copies: [] };
+      t = { registry: reg?.name ?? host, host, ...route, copies: [] };
       targets.set(key, t);
     }
     if (!t.copies.some((x) => x.target === c.target)) t.copies.push(c);

@@ -96,7 +96,9 @@ let last = '';
 let status: DeliveryStatus;
 for (;;) {
   status = (await call('GET', `/v1/deliveries/${id}`, 'viewer')).json as unknown as DeliveryStatus;
-  const line = `${status.phase.padEnd(14)} wave ${status.currentWave + 1}/${status.waves.length || '?'}  ${Object.values(status.clusters)
+  // The wave's step too: each wave first replicates the image into its region's registry.
+  const step = status.steps?.[status.currentStep] ?? '';
+  const line = `${status.phase.padEnd(14)} wave ${status.currentWave + 1}/${status.waves.length || '?'} ${step.padEnd(9)}  ${Object.values(status.clusters)
     .map((c) => `${c.cluster} ${c.phase} ${c.readyReplicas}/${c.desiredReplicas}`)
     .join('  ')}`;
   if (line !== last) say(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${line}`);

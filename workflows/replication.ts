@@ -11,7 +11,7 @@
  * for an image its registry lacks before anything starts.
  */
 import { isCancellation, proxyActivities, setHandler, workflowInfo, defineQuery } from '@temporalio/workflow';
-import { durationMs, parseImageRef, type ReplicationStatus, type ReplicationTarget, type ReplicationWorkflowInput } from '../model/index.ts';
+import { durationMs, parseImageRef, replicationRoute, type ReplicationStatus, type ReplicationTarget, type ReplicationWorkflowInput } from '../model/index.ts';
 import { replicateAll, replicationProxies, reasonOf, type RegistryActivities, type ResolvedImage } from './steps/replicate.ts';
 
 export const REPLICATION_WORKFLOW = 'replication';
@@ -61,7 +61,6 @@ export async function replication(input: ReplicationWorkflowInput): Promise<Repl
   s.phase = 'Progressing';
   s.message = `copying ${source.pinned} to ${input.targets.map((t) => t.name).join(', ')}`;
   const { repository } = parseImageRef(source.pinned);
-  const sourceHarbor = input.source?.type === 'harbor' ? input.source.name : undefined;
 
   await Promise.all(
     input.targets.map(async (reg) => {
@@ -71,8 +70,8 @@ export async function replication(input: ReplicationWorkflowInput): Promise<Repl
       const target: ReplicationTarget = {
         registry: reg.name,
         host: reg.host,
-        via: sourceHarbor && !input.platforms ? 'harbor' : 'copier',
-        ...(sourceHarbor && !input.platforms ? { harbor: sourceHarbor } : {}),
+        // A platform subset is the copier's (a new index); otherwise a Harbor on either side replicates.
+        ...(input.platforms ? { via: 'copier' as const } : replicationRoute(input.source, reg)),
         copies: [{ source: source.pinned, target: `${reg.host}/${repository}@${source.digest}`, ...(parseImageRef(input.image).tag ? { tag: parseImageRef(input.image).tag! } : {}) }],
       };
       try {

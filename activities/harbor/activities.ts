@@ -42,6 +42,7 @@ const EnsureSchema = z
   .object({
     harbor: name,
     target: name,
+    source: name.optional(),
     repository,
     tag: z
       .string()
@@ -111,15 +112,29 @@ export function createHarborActivities(deps: HarborActivityDeps): HarborActiviti
     async ensureHarborReplication(input) {
       const a = parse(EnsureSchema, input, 'ensureHarborReplication');
       const h = harbor(a.harbor, 'ensureHarborReplication');
-      const target = registry(a.target, 'ensureHarborReplication');
+      // The Harbor as the target pulls from the source; otherwise it pushes to the target.
+      const pull = a.target === a.harbor;
+      if (pull && !a.source)
+        throw registryFailure(
+          RegistryFailure.InvalidReference,
+          `ensureHarborReplication: Harbor ${a.harbor} is the target, so it pulls: name the source registry`,
+          { registry: a.harbor, operation: 'ensureHarborReplication' },
+        );
+      if (!pull && a.source && a.source !== a.harbor)
+        throw registryFailure(
+          RegistryFailure.InvalidReference,
+          `ensureHarborReplication: Harbor ${a.harbor} pushes its own images; source "${a.source}" is another registry`,
+          { registry: a.harbor, operation: 'ensureHarborReplication' },
+        );
+      const remote = registry(pull ? a.source! : a.target, 'ensureHarborReplication');
       const registryId = await ensureEndpoint(
         h,
-        target,
-        credentialFor(deps.credentials, target.host, target.credentials),
+        remote,
+        credentialFor(deps.credentials, remote.host, remote.credentials),
       );
-      const p = await ensurePolicy(h, target, registryId, a.repository, a.tag, a.destNamespace);
+      const p = await ensurePolicy(h, remote, registryId, a.repository, a.tag, a.destNamespace, pull ? 'pull' : 'push');
       log.info(
-        { harbor: a.harbor, target: a.target, repository: a.repository, tag: a.tag, ...p, registryId },
+        { harbor: a.harbor, target: a.target, source: a.source, repository: a.repository, tag: a.tag, ...p, registryId },
         'replication policy ensured',
       );
       return { ...p, registryId };

@@ -22,9 +22,14 @@ export const FINAL = new Set(['Success', 'Error', 'Stopped']);
 const LOG_LINES = 20;
 const MAX_FAILED_TASKS = 10;
 
-export const endpointName = (target: Registry) => `flotilla-${target.name}`;
-export const policyName = (target: Registry, repository: string) =>
-  `flotilla-${target.name}-${repository.replace(/[^a-z0-9]+/gi, '-')}`.toLowerCase().slice(0, 255);
+/** Which way a policy moves images: `push` from the Harbor to the remote registry, `pull` from it into the Harbor. */
+export type Direction = 'push' | 'pull';
+
+export const endpointName = (remote: Registry) => `flotilla-${remote.name}`;
+export const policyName = (remote: Registry, repository: string, direction: Direction = 'push') =>
+  `flotilla-${direction === 'pull' ? 'from-' : ''}${remote.name}-${repository.replace(/[^a-z0-9]+/gi, '-')}`
+    .toLowerCase()
+    .slice(0, 255);
 
 const scheme = (r: Registry) => (r.tls === RegistryTls.none ? 'http' : 'https');
 
@@ -90,17 +95,20 @@ export async function ensureEndpoint(
 function desiredPolicy(
   name: string,
   registryId: number,
-  target: Registry,
+  remote: Registry,
   repository: string,
   tag: string | undefined,
   destNamespace: string | undefined,
+  direction: Direction,
 ): HarborPolicy {
   const filters: HarborFilter[] = [{ type: 'name', value: repository }];
   if (tag) filters.push({ type: 'tag', value: tag });
   return {
     name,
-    description: `Flotilla: ${repository} to ${target.name} (${target.region})`,
-    dest_registry: { id: registryId },
+    // A pull policy names its source registry and no destination (Harbor itself); a push policy the reverse.
+    ...(direction === 'pull'
+      ? { description: `Flotilla: ${repository} from ${remote.name} (${remote.region})`, src_registry: { id: registryId } }
+      : { description: `Flotilla: ${repository} to ${remote.name} (${remote.region})`, dest_registry: { id: registryId } }),
     ...(destNamespace ? { dest_namespace: destNamespace, dest_namespace_replace_count: 1 } : {}),
     trigger: { type: 'manual' },
     filters,
@@ -115,26 +123,27 @@ const filterKey = (fs: HarborFilter[] | undefined) =>
 
 function differs(have: HarborPolicy, want: HarborPolicy): boolean {
   return (
-    have.dest_registry?.id !== want.dest_registry?.id ||
+    (have.dest_registry?.id ?? 0) !== (want.dest_registry?.id ?? 0) ||
+    (have.src_registry?.id ?? 0) !== (want.src_registry?.id ?? 0) ||
     (have.dest_namespace ?? '') !== (want.dest_namespace ?? '') ||
     filterKey(have.filters) !== filterKey(want.filters) ||
     have.trigger?.type !== want.trigger?.type ||
     have.override !== want.override ||
-    have.enabled !== want.enabled ||
-    Boolean(have.src_registry?.id) // replicating from a remote registry: not ours to keep
+    have.enabled !== want.enabled
   );
 }
 
 export async function ensurePolicy(
   h: HarborClient,
-  target: Registry,
+  remote: Registry,
   registryId: number,
   repository: string,
   tag: string | undefined,
   destNamespace: string | undefined,
+  direction: Direction = 'push',
 ): Promise<Omit<EnsureHarborReplicationResult, 'registryId'>> {
-  const name = policyName(target, repository);
-  const want = desiredPolicy(name, registryId, target, repository, tag, destNamespace);
+  const name = policyName(remote, repository, direction);
+  const want = desiredPolicy(name, registryId, remote, repository, tag, destNamespace, direction);
   const { data: found } = await h.call(`list replication policies named ${name}`, () =>
     h.api.GET('/replication/policies', { params: { query: { q: `name=${name}`, page_size: 100 } } }),
   );

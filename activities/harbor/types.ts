@@ -6,8 +6,13 @@
 export interface EnsureHarborReplicationInput {
   /** The Harbor that replicates (a registry of type harbor in the inventory). */
   harbor: string;
-  /** Where to (a registry of the inventory: Harbor's registry endpoint for it is ensured too). */
+  /**
+   * Where to (a registry of the inventory). Another registry: the Harbor pushes to it (a push policy to its
+   * registry endpoint, ensured too). The Harbor itself: it pulls from `source` (a pull policy).
+   */
   target: string;
+  /** Where from, when the Harbor is the target (a registry of the inventory: its endpoint in Harbor is ensured). */
+  source?: string;
   /** Repository in the Harbor, `<project>/<name>` (the policy's name filter). */
   repository: string;
   /** Tag to replicate (the policy's tag filter); absent: every tag. */

@@ -30,7 +30,8 @@ import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 
 const stack: StackInfo = inject('stack');
 const inventory = inventoryFromStack(stack);
-const fleet = inventory.clusters.map(toClusterInfo);
+// The cluster activities on their own, on objects that pull from central (no replicate step runs here to fill a mirror).
+const fleet = inventory.clusters.map(toClusterInfo).map(({ mirror: _mirror, ...c }) => c);
 const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
 const silent = pino({ level: 'silent' });

@@ -10,7 +10,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { Client, Connection } from '@temporalio/client';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
-import { deleteNamespaces, deploymentsIn, digestOf } from './support.ts';
+import { deleteNamespaces, deploymentsIn, digestOf, expectedRef } from './support.ts';
 import type { DeliveryStatus } from '../../model/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
 import { parseConfig } from '../../worker/config.ts';
@@ -25,6 +25,8 @@ const inventory = inventoryFromStack(stack);
 const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
 const pinnedImage = async (tag: string) => `${central}/demo/web@${await digestOf(image(tag))}`;
+/** What `cluster` runs for a tag: pinned, from the cluster's regional registry. */
+const runs = async (cluster: string, tag: string) => expectedRef(inventory, cluster, await pinnedImage(tag));
 
 
 let workers: WorkersHandle;
@@ -160,13 +162,15 @@ describe('HTTP API on the local stack', () => {
     const v1 = await pinnedImage('v1');
     expect(res.body.digests).toEqual({ [image('v1')]: v1.split('@')[1] });
     expect(await deployments(ns)).toEqual({
-      beijing: { image: v1, ready: 2, replicas: 2 },
-      shenzhen: { image: v1, ready: 1, replicas: 1 },
-      'cloud-hk': { image: v1, ready: 1, replicas: 1 },
+      beijing: { image: await runs('beijing', 'v1'), ready: 2, replicas: 2 },
+      shenzhen: { image: await runs('shenzhen', 'v1'), ready: 1, replicas: 1 },
+      'cloud-hk': { image: await runs('cloud-hk', 'v1'), ready: 1, replicas: 1 },
     });
     const app = (await request(api).get(`/v1/apps/web?namespace=${ns}`).set('Authorization', VIEWER))
       .body as { clusters: Record<string, { image: string }> };
-    expect(Object.values(app.clusters).map((c) => c.image)).toEqual([v1, v1, v1]);
+    expect(Object.values(app.clusters).map((x) => x.image)).toEqual(
+      await Promise.all(Object.keys(app.clusters).map((c) => runs(c, 'v1'))),
+    );
   });
 
   it('refuses a second delivery while one waits for an SRE, returns the same delivery for a repeated key, and frees the lock on abort', async () => {
@@ -198,7 +202,7 @@ describe('HTTP API on the local stack', () => {
     expect(repeat.body.id).toBe(id);
     // Only the first delivery's wave 1 ever reached a cluster.
     const now = await deployments(ns);
-    expect(now.beijing?.image).toBe(await pinnedImage('v1'));
+    expect(now.beijing?.image).toBe(await runs('beijing', 'v1'));
     expect([now.shenzhen, now['cloud-hk']]).toEqual([null, null]);
 
     const abort = await request(api)
@@ -216,9 +220,9 @@ describe('HTTP API on the local stack', () => {
       'Healthy',
     );
     expect(Object.values(await deployments(ns)).map((d) => [d?.image, d?.ready])).toEqual([
-      [await pinnedImage('v2'), 2],
-      [await pinnedImage('v2'), 1],
-      [await pinnedImage('v2'), 1],
+      [await runs('beijing', 'v2'), 2],
+      [await runs('shenzhen', 'v2'), 1],
+      [await runs('cloud-hk', 'v2'), 1],
     ]);
   });
 });

@@ -23,13 +23,15 @@ import { startWorkers, type WorkersHandle } from '../../worker/main.ts';
 import { createApp } from '../../api/app.ts';
 import { createLogger } from '../../api/logger.ts';
 import { CI, SRE, VIEWER, tokens } from '../support/tokens.ts';
-import { clusterClients, deleteNamespaces, digestOf, runInventory, until } from './support.ts';
+import { clusterClients, deleteNamespaces, digestOf, expectedRef, runInventory, until } from './support.ts';
 
 const stack = inject('stack');
 const inventory = runInventory(stack);
 const central = stack.registries.find((r) => r.region === 'central')!.host;
 const image = (tag: string) => `${central}/demo/web:${tag}`;
 const pinned = async (tag: string) => `${central}/demo/web@${await digestOf(image(tag))}`;
+/** What `cluster` runs for a tag: pinned, from the cluster's regional registry (the inventory's mirror). */
+const runs = async (cluster: string, tag: string) => expectedRef(inventory, cluster, await pinned(tag));
 const CLUSTERS = ['beijing', 'shenzhen', 'cloud-hk'];
 const work = mkdtempSync(path.join(tmpdir(), 'flotilla-bundles-'));
 
@@ -133,9 +135,9 @@ describe('a bundle of plain manifests', () => {
     const img = await pinned('v1');
     // web: 4 replicas over capacities 2:1:1; the HPA's 4..12 divided the same way (cloud-hk's max patched to 3).
     expect(v).toEqual({
-      beijing: { web: 2, webImage: img, ready: 2, region: 'cn', hpa: [2, 6], kinds: ['Service', 'Ingress', 'PodDisruptionBudget'], managedBy: 'flotilla' },
-      shenzhen: { web: 1, webImage: img, ready: 1, region: 'cn', hpa: [1, 3], kinds: ['Service', 'Ingress', 'PodDisruptionBudget'], managedBy: 'flotilla' },
-      'cloud-hk': { web: 1, webImage: img, ready: 1, region: 'hk', hpa: [1, 3], kinds: ['Service', 'Ingress', 'PodDisruptionBudget'], managedBy: 'flotilla' },
+      beijing: { web: 2, webImage: expectedRef(inventory, 'beijing', img), ready: 2, region: 'cn', hpa: [2, 6], kinds: ['Service', 'Ingress', 'PodDisruptionBudget'], managedBy: 'flotilla' },
+      shenzhen: { web: 1, webImage: expectedRef(inventory, 'shenzhen', img), ready: 1, region: 'cn', hpa: [1, 3], kinds: ['Service', 'Ingress', 'PodDisruptionBudget'], managedBy: 'flotilla' },
+      'cloud-hk': { web: 1, webImage: expectedRef(inventory, 'cloud-hk', img), ready: 1, region: 'hk', hpa: [1, 3], kinds: ['Service', 'Ingress', 'PodDisruptionBudget'], managedBy: 'flotilla' },
     });
     // The autoscaled Deployment's replicas are not Flotilla's: no field of spec.replicas is owned by it.
     const apiDeployment = await get(clients.get('beijing')!, `/apis/apps/v1/namespaces/${ns}/deployments/api`);
@@ -182,9 +184,9 @@ describe('the same application from a Helm chart and from a Kustomize overlay, r
     }));
     const img = await pinned('v2');
     expect(v).toEqual({
-      beijing: { greeting: 'welcome', replicas: 3, image: img },
-      shenzhen: { greeting: 'welcome', replicas: 3, image: img },
-      'cloud-hk': { greeting: 'nei hou', replicas: 3, image: img },
+      beijing: { greeting: 'welcome', replicas: 3, image: expectedRef(inventory, 'beijing', img) },
+      shenzhen: { greeting: 'welcome', replicas: 3, image: expectedRef(inventory, 'shenzhen', img) },
+      'cloud-hk': { greeting: 'nei hou', replicas: 3, image: expectedRef(inventory, 'cloud-hk', img) },
     });
 
     // The same chart uploaded with the request (a packaged .tgz, base64) renders the same.
@@ -213,7 +215,7 @@ describe('the same application from a Helm chart and from a Kustomize overlay, r
     expect(s.phase, s.message).toBe('Healthy');
     const bj = clients.get('beijing')!;
     const d = await get(bj, `/apis/apps/v1/namespaces/${ns}/deployments/shop`);
-    expect([d?.metadata.labels.env, d?.spec.template.spec.containers[0].image, d?.status.readyReplicas]).toEqual(['prod', await pinned('v3'), 1]);
+    expect([d?.metadata.labels.env, d?.spec.template.spec.containers[0].image, d?.status.readyReplicas]).toEqual(['prod', await runs('beijing', 'v3'), 1]);
     const maps = (await bj.rest<{ items: { metadata: { name: string }; data: Record<string, string> }[] }>('GET', `/api/v1/namespaces/${ns}/configmaps`)).items.filter((m) => m.metadata.name.startsWith('shop-env'));
     expect(maps.map((m) => m.data.TIER)).toEqual(['prod']); // the generator's hashed name, merged by the overlay
   });
@@ -249,7 +251,7 @@ describe('readiness per kind', () => {
     const second = await deliver(body(image('v2'), 2, 'migrate-2'));
     expect(second.phase, second.message).toBe('Healthy');
     const pods = (await bj.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=db' })).items;
-    const v2 = await pinned('v2');
+    const v2 = await runs('beijing', 'v2');
     expect(pods.map((p) => [p.metadata!.name, p.spec!.containers[0]!.image === v2]).sort()).toEqual([
       ['db-0', false],
       ['db-1', false],
@@ -340,7 +342,9 @@ describe('versions', () => {
     // Where version 1 ran: exactly its pod template and ConfigMap; cloud-hk, where it never ran, keeps v3.
     expect({ beijing: now.beijing, shenzhen: now.shenzhen }).toEqual({ beijing: v1.beijing, shenzhen: v1.shenzhen });
     expect(now['cloud-hk']!.config).toEqual(hkBefore);
-    expect(now.beijing!.deployment.spec.containers[0].image).toBe(await pinned('v1'));
+    // Version 1's objects name the regional reference its delivery replicated (cn-north holds it): re-applied as they are.
+    expect(now.beijing!.deployment.spec.containers[0].image).toBe(await runs('beijing', 'v1'));
+    expect(now.shenzhen!.deployment.spec.containers[0].image).toBe(await runs('shenzhen', 'v1'));
     expect((await request(api).post(`/v1/apps/web/rollback?namespace=${ns}`).set('Authorization', SRE).send({ version: 9 })).status).toBe(409);
   });
 });

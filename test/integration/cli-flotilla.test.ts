@@ -21,7 +21,7 @@ import { parseConfig } from '../../worker/config.ts';
 import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 import { startWorkers, type WorkersHandle } from '../../worker/main.ts';
 import { tokens } from '../support/tokens.ts';
-import { clusterClients, deleteNamespaces, deploymentsIn, digestOf } from './support.ts';
+import { clusterClients, deleteNamespaces, deploymentsIn, digestOf, expectedRef } from './support.ts';
 
 const stack: StackInfo = inject('stack');
 const inventory = inventoryFromStack(stack);
@@ -123,6 +123,8 @@ function specFile(name: string, ns: string, tag: string, extra: Record<string, u
 
 const unready = { annotations: { 'flotilla.dev/simulate': 'unready' } };
 const startedId = (out: string): string => /started delivery (\S+)/.exec(out)?.[1] ?? '';
+/** What each cluster runs for a pinned central reference: the same digest from its regional registry. */
+const at = (cluster: string, ref: string) => expectedRef(inventory, cluster, ref);
 const images = async (ns: string) => Object.fromEntries(Object.entries(await deploymentsIn(clients, ns)).map(([c, d]) => [c, d && `${d.image} ${d.ready}/${d.replicas}`]));
 
 describe('flotilla on the local stack', () => {
@@ -140,7 +142,7 @@ describe('flotilla on the local stack', () => {
     expect(r.stdout).toMatch(/\n\[ *[\d.]+s\] {3}beijing {3}Healthy {7}2\/2 ready/);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^Healthy: .* \\(delivery ${first}\\)$`));
     const v1 = await pinned('v1');
-    expect(await images(ns)).toEqual({ beijing: `${v1} 2/2`, shenzhen: `${v1} 1/1`, 'cloud-hk': `${v1} 1/1` });
+    expect(await images(ns)).toEqual({ beijing: `${at('beijing', v1)} 2/2`, shenzhen: `${at('shenzhen', v1)} 1/1`, 'cloud-hk': `${at('cloud-hk', v1)} 1/1` });
 
     // A CI job retried with the same key gets the same delivery, and starts nothing new.
     const again = await flotilla(['deploy', '-f', path.join(work, 'ok.yaml'), '--image', image('v1'), '--idempotency-key', `ci-${ns}`], { token: CI });
@@ -157,14 +159,14 @@ describe('flotilla on the local stack', () => {
     expect(status.stdout).toMatch(/ {2}cloud-hk {2}Healthy {7}1\/1 ready {2}rev 1/);
     const asJson = JSON.parse((await flotilla(['-o', 'json', 'status', first], { token: VIEWER })).stdout) as { id: string; phase: string; clusters: Record<string, { image: string }> };
     expect(asJson).toMatchObject({ id: first, phase: 'Healthy' });
-    expect(asJson.clusters.beijing!.image).toBe(v1);
+    expect(asJson.clusters.beijing!.image).toBe(at('beijing', v1));
 
     const list = await flotilla(['list', '--app', `${ns}/web`], { token: VIEWER });
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${first} +${ns}/web +deploy +Healthy +${image('v1').replace(/[.]/g, '\\.')} `, 'm'));
     const app = await flotilla(['app', 'web', '-n', ns], { token: VIEWER });
     expect(app.code).toBe(0);
-    for (const c of ['beijing', 'shenzhen', 'cloud-hk']) expect(app.stdout).toMatch(new RegExp(`^${c} +${v1.replace(/[.]/g, '\\.')} +\\d/\\d +1 +Healthy +${first} +yes$`, 'm'));
+    for (const c of ['beijing', 'shenzhen', 'cloud-hk']) expect(app.stdout).toMatch(new RegExp(`^${c} +${at(c, v1).replace(/[.]/g, '\\.')} +\\d/\\d +1 +Healthy +${first} +yes$`, 'm'));
   });
 
   it('a bad spec prints one line naming the field, exits 1, and nothing reaches a cluster', async () => {
@@ -207,7 +209,7 @@ describe('flotilla on the local stack', () => {
     const back = await flotilla(['rollback', id, '-m', 'bad build', '--wait']);
     expect(back.code, back.stdout + back.stderr).toBe(0);
     expect(back.stdout).toMatch(new RegExp(`^RolledBack: .*\\(delivery ${id}\\)$`, 'm'));
-    expect((await images(ns)).beijing).toBe(`${v1} 2/2`);
+    expect((await images(ns)).beijing).toBe(`${at('beijing', v1)} 2/2`);
     const audit = (await flotilla(['status', id], { token: VIEWER })).stdout;
     expect(audit).toMatch(/retry +beijing +node pool fixed/);
     expect(audit).toMatch(/rollback +bad build/);
@@ -224,7 +226,7 @@ describe('flotilla on the local stack', () => {
     const undo = await flotilla(['rollback', startedId(v2.stdout), '--wait']);
     expect(undo.code, undo.stdout + undo.stderr).toBe(0);
     expect(undo.stdout).toMatch(new RegExp(`^rollback of ${startedId(v2.stdout)} started delivery \\S+ \\(restores what ${startedId(v2.stdout)} changed\\)`));
-    expect(await images(ns)).toEqual({ beijing: `${v1} 2/2`, shenzhen: `${v1} 1/1`, 'cloud-hk': `${v1} 1/1` });
+    expect(await images(ns)).toEqual({ beijing: `${at('beijing', v1)} 2/2`, shenzhen: `${at('shenzhen', v1)} 1/1`, 'cloud-hk': `${at('cloud-hk', v1)} 1/1` });
   });
 
   it('a role that may not act is one line, exit 1; an action that does not apply now says why', async () => {

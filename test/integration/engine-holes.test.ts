@@ -17,7 +17,7 @@ import { startWorkers, type WorkersHandle } from '../../worker/main.ts';
 import { createApp } from '../../api/app.ts';
 import { createLogger } from '../../api/logger.ts';
 import { CI, SRE, VIEWER, tokens } from '../support/tokens.ts';
-import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, runInventory, until } from './support.ts';
+import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, expectedRef, runInventory, until } from './support.ts';
 
 const run = promisify(execFile);
 const stack = inject('stack');
@@ -284,6 +284,6 @@ describe('hole 10: a tag is resolved once; every wave runs the same bits', () =>
     }
     expect((await untilPhase(id, finished)).phase).toBe('Healthy');
     const v = await view(ns);
-    for (const n of CLUSTERS) expect([n, v[n]?.image]).toEqual([n, `${central}/demo/web@${planned}`]);
+    for (const n of CLUSTERS) expect([n, v[n]?.image]).toEqual([n, expectedRef(inventory, n, `${central}/demo/web@${planned}`)]);
   });
 });

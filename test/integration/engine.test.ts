@@ -22,7 +22,7 @@ import { createLogger } from '../../worker/logger.ts';
 import { actionUpdate, HUB_TASK_QUEUE, statusQuery } from '../../workflows/messages.ts';
 import { deliverVia } from '../workflows/harness.ts';
 import type { ClusterClients } from '../../activities/kubernetes/clients.ts';
-import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, runInventory, spawnWorker, until } from './support.ts';
+import { clusterClients, cordon, deleteNamespaces, deploymentsIn, digestOf, expectedRef, runInventory, spawnWorker, until } from './support.ts';
 
 const stack = inject('stack');
 const opts = stackOptions(stack);
@@ -126,13 +126,13 @@ async function rollbackSpans(h: WorkflowHandle): Promise<Record<string, { start:
   return spans;
 }
 
-/** 4 replicas over capacities 2:1:1, at least one each, every cluster on the tag's digest. */
+/** 4 replicas over capacities 2:1:1, at least one each, every cluster on the tag's digest from its regional registry. */
 const expected = async (tag: string) => {
   const img = await pin(tag);
   return {
-    beijing: { image: img, replicas: 2, ready: 2 },
-    shenzhen: { image: img, replicas: 1, ready: 1 },
-    'cloud-hk': { image: img, replicas: 1, ready: 1 },
+    beijing: { image: expectedRef(inventory, 'beijing', img), replicas: 2, ready: 2 },
+    shenzhen: { image: expectedRef(inventory, 'shenzhen', img), replicas: 1, ready: 1 },
+    'cloud-hk': { image: expectedRef(inventory, 'cloud-hk', img), replicas: 1, ready: 1 },
   };
 };
 const view = async (ns: string) =>
@@ -194,7 +194,7 @@ describe('deploy on the real stack, one worker for the whole fleet', () => {
       expect(paused.clusters.shenzhen).toMatchObject({ phase: 'Failed', failureType: 'RolloutFailed' });
       expect(paused.clusters.beijing!.phase).toBe('Healthy');
       const beijingBefore = (await deploymentsIn(clients, ns)).beijing!;
-      expect(beijingBefore.image).toBe(await pin('v2'));
+      expect(beijingBefore.image).toBe(expectedRef(inventory, 'beijing', await pin('v2')));
     } finally {
       await cordon(shenzhen, false); // the fault is cleared
     }

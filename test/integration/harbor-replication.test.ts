@@ -66,7 +66,7 @@ beforeAll(async () => {
     logger: log,
     pollEveryMs: 200,
   });
-}, 120_000);
+});
 
 afterEach(() => {
   // Every request the adapter sent, and every answer, matched Harbor's spec.

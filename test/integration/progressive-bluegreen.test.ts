@@ -41,17 +41,17 @@ describe('blue-green through the API', () => {
 
     const id = await h.start({ type: 'blueGreen', app: app(ns, h.image('v2')), waves: [CLUSTERS], onFailure: 'pause', rolloutTimeout: '2m', blueGreen: { autoPromotion: false, scaleDownDelay: '15s' } });
     const paused = await h.waitFor(id, (x) => x.phase === 'Paused', 'waiting for promote');
-    expect(paused.steps).toEqual(['preview', 'pause', 'switch', 'finish after 15s', 'prune']);
+    expect(paused.steps).toEqual(['replicate', 'preview', 'pause', 'switch', 'finish after 15s', 'prune']);
     for (const c of CLUSTERS) {
-      expect(await deploymentOf(h.clients.get(c)!, ns, 'web-preview'), c).toEqual({ image: v2, replicas: 3, ready: 3 });
-      expect(await deploymentOf(h.clients.get(c)!, ns, 'web'), c).toEqual({ image: v1, replicas: 3, ready: 3 });
+      expect(await deploymentOf(h.clients.get(c)!, ns, 'web-preview'), c).toEqual({ image: h.at(c, v2), replicas: 3, ready: 3 });
+      expect(await deploymentOf(h.clients.get(c)!, ns, 'web'), c).toEqual({ image: h.at(c, v1), replicas: 3, ready: 3 });
       // The active Service pinned to the old pods' ReplicaSet; the preview Service on the preview track.
       const oldPods = await h.clients.get(c)!.core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=web' });
-      const oldHash = oldPods.items.find((p) => p.spec!.containers[0]!.image === v1)!.metadata!.labels!['pod-template-hash'];
+      const oldHash = oldPods.items.find((p) => p.spec!.containers[0]!.image === h.at(c, v1))!.metadata!.labels!['pod-template-hash'];
       expect(await selectorOf(c, ns, 'web'), c).toEqual({ ...OWN, 'pod-template-hash': oldHash });
       expect(await selectorOf(c, ns, 'web-preview'), c).toEqual({ ...OWN, 'flotilla.dev/track': 'preview' });
-      const newIps = await readyIps(c, ns, v2);
-      const oldIps = await readyIps(c, ns, v1);
+      const newIps = await readyIps(c, ns, h.at(c, v2));
+      const oldIps = await readyIps(c, ns, h.at(c, v1));
       expect([newIps.length, oldIps.length]).toEqual([3, 3]);
       await lists(c, ns, 'web-preview', newIps);
       await lists(c, ns, 'web', oldIps);
@@ -60,25 +60,25 @@ describe('blue-green through the API', () => {
     expect((await h.act(id, SRE, { action: 'promote', comment: 'preview checked' })).status).toBe(200);
     // Switched in both clusters: the active Service selects the preview's pods while the old version still runs.
     await until(() => Promise.all(CLUSTERS.map((c) => selectorOf(c, ns, 'web'))), (sels) => sels.every((sel) => sel?.['flotilla.dev/track'] === 'preview'), 'web switched in every cluster', 60_000);
-    for (const c of CLUSTERS) expect(await readyIps(c, ns, v1), `${c}: the old version still runs after the switch`).toHaveLength(3);
-    for (const c of CLUSTERS) await lists(c, ns, 'web', await readyIps(c, ns, v2));
+    for (const c of CLUSTERS) expect(await readyIps(c, ns, h.at(c, v1)), `${c}: the old version still runs after the switch`).toHaveLength(3);
+    for (const c of CLUSTERS) await lists(c, ns, 'web', await readyIps(c, ns, h.at(c, v2)));
     const done = await h.finished(id);
     expect(done.phase, done.message).toBe('Healthy');
     for (const c of CLUSTERS) {
-      expect(await deploymentOf(h.clients.get(c)!, ns, 'web'), c).toEqual({ image: v2, replicas: 3, ready: 3 });
+      expect(await deploymentOf(h.clients.get(c)!, ns, 'web'), c).toEqual({ image: h.at(c, v2), replicas: 3, ready: 3 });
       expect(await deploymentOf(h.clients.get(c)!, ns, 'web-preview'), c).toBeNull();
       expect(await get(h.clients.get(c)!, `/api/v1/namespaces/${ns}/services/web-preview`), c).toBeNull();
       expect(await selectorOf(c, ns, 'web'), c).toEqual(OWN);
-      const pods = await until(() => podsOf(h.clients.get(c)!, ns, 'app.kubernetes.io/name=web'), (p) => p.every((x) => x.image === v2), `${c}: the old version gone`, 60_000);
+      const pods = await until(() => podsOf(h.clients.get(c)!, ns, 'app.kubernetes.io/name=web'), (p) => p.every((x) => x.image === h.at(c, v2)), `${c}: the old version gone`, 60_000);
       expect(pods.filter((p) => p.ready)).toHaveLength(3);
-      await lists(c, ns, 'web', await readyIps(c, ns, v2));
+      await lists(c, ns, 'web', await readyIps(c, ns, h.at(c, v2)));
     }
 
     // Abort before the switch: the selector back on its own, the preview deleted, v2 still serving.
     const next = await h.start({ type: 'blueGreen', app: app(ns, h.image('v3')), waves: [CLUSTERS], onFailure: 'pause', rolloutTimeout: '2m', blueGreen: { autoPromotion: false } });
     await h.waitFor(next, (x) => x.phase === 'Paused', 'the second preview waiting');
     for (const c of CLUSTERS) {
-      expect((await deploymentOf(h.clients.get(c)!, ns, 'web-preview'))?.image, c).toBe(v3);
+      expect((await deploymentOf(h.clients.get(c)!, ns, 'web-preview'))?.image, c).toBe(h.at(c, v3));
       expect((await selectorOf(c, ns, 'web'))?.['pod-template-hash'], c).toBeDefined();
     }
     expect((await h.act(next, SRE, { action: 'abort', comment: 'preview looks wrong' })).status).toBe(200);
@@ -86,11 +86,11 @@ describe('blue-green through the API', () => {
     expect(aborted.phase, aborted.message).toBe('Aborted');
     for (const c of CLUSTERS) {
       expect(await selectorOf(c, ns, 'web'), c).toEqual(OWN);
-      expect(await deploymentOf(h.clients.get(c)!, ns, 'web'), c).toEqual({ image: v2, replicas: 3, ready: 3 });
+      expect(await deploymentOf(h.clients.get(c)!, ns, 'web'), c).toEqual({ image: h.at(c, v2), replicas: 3, ready: 3 });
       expect(await deploymentOf(h.clients.get(c)!, ns, 'web-preview'), c).toBeNull();
       expect(await get(h.clients.get(c)!, `/api/v1/namespaces/${ns}/services/web-preview`), c).toBeNull();
-      await until(() => podsOf(h.clients.get(c)!, ns, 'app.kubernetes.io/name=web'), (p) => p.length === 3 && p.every((x) => x.image === v2), `${c}: only v2 pods`, 60_000);
-      await lists(c, ns, 'web', await readyIps(c, ns, v2));
+      await until(() => podsOf(h.clients.get(c)!, ns, 'app.kubernetes.io/name=web'), (p) => p.length === 3 && p.every((x) => x.image === h.at(c, v2)), `${c}: only v2 pods`, 60_000);
+      await lists(c, ns, 'web', await readyIps(c, ns, h.at(c, v2)));
     }
   });
 });

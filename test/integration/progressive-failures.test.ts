@@ -75,12 +75,12 @@ describe('analysis against the stack Prometheus', () => {
     expect(final.phase, final.message).toBe('Aborted');
     expect(final.message).toMatch(/analysis of wave 2 failed: error-rate: Failed/);
     expect(final.audit.filter((a) => a.who === 'flotilla').map((a) => a.action)).toEqual(['analysis:Successful', 'analysis:Failed']);
-    expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual({
+    expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual(h.mirrored({
       beijing: { stable: { image: v1, replicas: 4, ready: 4 }, canary: null },
       shenzhen: { stable: { image: v1, replicas: 4, ready: 4 }, canary: null },
-    });
+    }));
     for (const c of ['beijing', 'shenzhen']) {
-      const pods = await until(() => podsOf(h.clients.get(c)!, ns, 'app.kubernetes.io/name=web'), (p) => p.every((x) => x.image === v1), `${c}: only v1 pods`, 60_000);
+      const pods = await until(() => podsOf(h.clients.get(c)!, ns, 'app.kubernetes.io/name=web'), (p) => p.every((x) => x.image === h.at(c, v1)), `${c}: only v1 pods`, 60_000);
       expect(pods.filter((p) => p.ready)).toHaveLength(4);
     }
   });
@@ -105,27 +105,27 @@ describe('a version that turns unready after its canary reached 50 %', () => {
       canary: { steps: [{ setWeight: 25 }, { setWeight: 50 }, { pause: { duration: '25s' } }, { setWeight: 75 }] },
     });
     // It reached 50 %: 2 of 4 canary pods, ready.
-    const at50 = await h.waitFor(id, (x) => x.currentStep === 3 && x.clusters.beijing?.weight === 50, 'paused at 50 %');
+    const at50 = await h.waitFor(id, (x) => x.currentStep === 4 && x.clusters.beijing?.weight === 50, 'paused at 50 %');
     expect(at50.phase).toBe('Paused');
-    expect((await splitIn(h.clients, ns, ['beijing'])).beijing).toEqual({ stable: { image: v1, replicas: 2, ready: 2 }, canary: { image: v3, replicas: 2, ready: 2 } });
+    expect((await splitIn(h.clients, ns, ['beijing'])).beijing).toEqual({ stable: { image: h.at('beijing', v1), replicas: 2, ready: 2 }, canary: { image: h.at('beijing', v3), replicas: 2, ready: 2 } });
     // Then its pods turn unready, read from the API server.
     await until(async () => (await splitIn(h.clients, ns, ['beijing'])).beijing, (b) => b?.canary?.ready === 0, 'the canary pods unready', 60_000);
 
     const failed = await h.waitFor(id, (x) => x.phase === 'NeedsAttention', 'the failure noticed', 120_000);
     expect(failed.clusters.beijing!.failureType, failed.clusters.beijing!.message).toBe('RolloutTimeout');
     expect(failed.clusters.beijing!.message).toMatch(/web-canary/);
-    expect(failed.currentStep).toBe(4); // setWeight 75
+    expect(failed.currentStep).toBe(5); // setWeight 75 (after replicate, canary, 25, 50, pause)
     expect(failed.clusters.shenzhen!.phase).toBe('Pending'); // wave 2 never touched
-    expect((await splitIn(h.clients, ns, ['shenzhen'])).shenzhen).toEqual({ stable: { image: v1, replicas: 4, ready: 4 }, canary: null });
+    expect((await splitIn(h.clients, ns, ['shenzhen'])).shenzhen).toEqual({ stable: { image: h.at('shenzhen', v1), replicas: 4, ready: 4 }, canary: null });
 
     expect((await h.act(id, SRE, { action: 'abort', comment: 'v3 goes unready' })).status).toBe(200);
     const final = await h.finished(id);
     expect(final.phase, final.message).toBe('Aborted');
-    expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual({
+    expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual(h.mirrored({
       beijing: { stable: { image: v1, replicas: 4, ready: 4 }, canary: null },
       shenzhen: { stable: { image: v1, replicas: 4, ready: 4 }, canary: null },
-    });
-    await until(() => podsOf(h.clients.get('beijing')!, ns, 'app.kubernetes.io/name=web'), (p) => p.length === 4 && p.every((x) => x.image === v1 && x.ready), 'beijing: only ready v1 pods', 60_000);
+    }));
+    await until(() => podsOf(h.clients.get('beijing')!, ns, 'app.kubernetes.io/name=web'), (p) => p.length === 4 && p.every((x) => x.image === h.at('beijing', v1) && x.ready), 'beijing: only ready v1 pods', 60_000);
   });
 });
 
@@ -145,7 +145,7 @@ describe('a canary that turned unready during its last pause', () => {
     await until(async () => (await splitIn(h.clients, ns, ['beijing'])).beijing, (b) => b?.canary?.ready === 0, 'the canary pods unready', 60_000);
     const s = await h.waitFor(id, (x) => x.phase === 'NeedsAttention' || ['Healthy', 'Degraded', 'Aborted', 'RolledBack'].includes(x.phase), 'the promotion decided', 120_000);
     const web = (await splitIn(h.clients, ns, ['beijing'])).beijing;
-    expect({ phase: s.phase, stable: web?.stable?.image }).toEqual({ phase: 'NeedsAttention', stable: v1 });
+    expect({ phase: s.phase, stable: web?.stable?.image }).toEqual({ phase: 'NeedsAttention', stable: h.at('beijing', v1) });
     expect((await h.act(id, SRE, { action: 'abort' })).status).toBe(200);
     expect((await h.finished(id)).phase).toBe('Aborted');
   });

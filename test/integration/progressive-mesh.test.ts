@@ -39,7 +39,7 @@ describe.each(meshRoutes)('canary over two waves with the $router router', (tc) 
     expect(base.phase, base.message).toBe('Healthy');
     for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(null));
 
-    const sampler = sampleShares(CLUSTERS, (c) => newVersionShare(h.direct.get(c)!, tc.router, ns, v2));
+    const sampler = sampleShares(CLUSTERS, (c) => newVersionShare(h.direct.get(c)!, tc.router, ns, h.at(c, v2)));
     try {
       const id = await h.start({
         type: 'canary',
@@ -49,21 +49,21 @@ describe.each(meshRoutes)('canary over two waves with the $router router', (tc) 
       for (const [wave, clusters] of WAVES.entries()) {
         const others = CLUSTERS.filter((c) => !clusters.includes(c));
         for (const [weight, step] of [
-          [20, 2],
-          [50, 4],
+          [20, 3],
+          [50, 5],
         ] as const) {
           const s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === wave && x.currentStep === step, `wave ${wave + 1} paused at ${weight} %`);
           for (const c of clusters) {
             expect(s.clusters[c]!.weight, c).toBe(weight);
             expect(await tc.read(h.direct.get(c)!, ns), `${c} at ${weight} %`).toEqual(tc.want(weight));
             // A traffic router keeps every stable replica until promotion; the canary follows the weight: ceil(4 * w %).
-            expect((await splitIn(h.direct, ns, [c]))[c], c).toEqual({ stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: weight === 20 ? 1 : 2, ready: weight === 20 ? 1 : 2 } });
+            expect((await splitIn(h.direct, ns, [c]))[c], c).toEqual({ stable: { image: h.at(c, v1), replicas: 4, ready: 4 }, canary: { image: h.at(c, v2), replicas: weight === 20 ? 1 : 2, ready: weight === 20 ? 1 : 2 } });
             await servicesFollowTracks(h.direct.get(c)!, c, ns);
           }
           // The other wave: before its turn as the baseline left it, after its promotion all v2 with the route as delivered.
           for (const c of others) {
             expect(await tc.read(h.direct.get(c)!, ns), `${c} (not this wave)`).toEqual(tc.want(null));
-            expect((await splitIn(h.direct, ns, [c]))[c], c).toEqual({ stable: { image: wave === 0 ? v1 : v2, replicas: 4, ready: 4 }, canary: null });
+            expect((await splitIn(h.direct, ns, [c]))[c], c).toEqual({ stable: { image: h.at(c, wave === 0 ? v1 : v2), replicas: 4, ready: 4 }, canary: null });
           }
           const act = weight === 20 ? await h.act(id, RM, { action: 'approve', gate: 'go' }) : await h.act(id, SRE, { action: 'promote' });
           expect(act.status, JSON.stringify(act.body)).toBe(200);
@@ -86,10 +86,10 @@ describe.each(meshRoutes)('canary over two waves with the $router router', (tc) 
           c,
         ).toEqual({
           route: tc.want(null),
-          web: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
+          web: { stable: { image: h.at(c, v2), replicas: 4, ready: 4 }, canary: null },
           services: ['web'],
           ingresses: tc.router === 'nginx' ? ['web'] : [],
-          images: [v2],
+          images: [h.at(c, v2)],
         });
       }
     } finally {

@@ -43,8 +43,8 @@ describe('retry after an abort', () => {
     await h.waitFor(id, (x) => (x.gates ?? []).some((g) => g.wave === 1 && g.name === 'go' && g.state === 'Waiting'), 'wave 2 at gate go');
     // Wave 2 at 50 %: 1 stable + 1 canary pod in shenzhen (6 replicas over capacities 2:1); wave 1 promoted.
     expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual({
-      beijing: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
-      shenzhen: { stable: { image: v1, replicas: 1, ready: 1 }, canary: { image: v2, replicas: 1, ready: 1 } },
+      beijing: { stable: { image: h.at('beijing', v2), replicas: 4, ready: 4 }, canary: null },
+      shenzhen: { stable: { image: h.at('shenzhen', v1), replicas: 1, ready: 1 }, canary: { image: h.at('shenzhen', v2), replicas: 1, ready: 1 } },
     });
 
     // A retry applies to a finished, Aborted delivery only.
@@ -53,10 +53,11 @@ describe('retry after an abort', () => {
     expect((await h.act(id, SRE, { action: 'abort', comment: 'latency alert in shenzhen' })).status).toBe(200);
     const aborted = await h.finished(id);
     expect(aborted.phase, aborted.message).toBe('Aborted');
-    expect(aborted.resumeAt).toEqual({ wave: 1, step: 4, label: 'approval go' });
+    expect(aborted.steps).toEqual(['replicate', 'canary', 'setWeight 25', 'approval qa', 'setWeight 50', 'approval go', 'promote', 'prune']);
+    expect(aborted.resumeAt).toEqual({ wave: 1, step: 5, label: 'approval go' });
     expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual({
-      beijing: { stable: { image: v1, replicas: 4, ready: 4 }, canary: null },
-      shenzhen: { stable: { image: v1, replicas: 2, ready: 2 }, canary: null },
+      beijing: { stable: { image: h.at('beijing', v1), replicas: 4, ready: 4 }, canary: null },
+      shenzhen: { stable: { image: h.at('shenzhen', v1), replicas: 2, ready: 2 }, canary: null },
     });
 
     // ci may not retry (an SRE action); an SRE's retry starts the resumed delivery.
@@ -70,10 +71,10 @@ describe('retry after an abort', () => {
     expect(s.retryOf).toBe(id);
     // No gate of wave 1 asked again; wave 2 waits where it stopped, its canary at 50 % as it stood.
     expect((s.gates ?? []).map((g) => [g.wave, g.name, g.state])).toEqual([[1, 'go', 'Waiting']]);
-    expect(s.clusters.shenzhen).toMatchObject({ weight: 50, step: 4 });
+    expect(s.clusters.shenzhen).toMatchObject({ weight: 50, step: 5 });
     expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual({
-      beijing: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
-      shenzhen: { stable: { image: v1, replicas: 1, ready: 1 }, canary: { image: v2, replicas: 1, ready: 1 } },
+      beijing: { stable: { image: h.at('beijing', v2), replicas: 4, ready: 4 }, canary: null },
+      shenzhen: { stable: { image: h.at('shenzhen', v1), replicas: 1, ready: 1 }, canary: { image: h.at('shenzhen', v2), replicas: 1, ready: 1 } },
     });
     // The aborted delivery is no longer the application's last: a second retry of it is refused.
     const twice = await h.act(id, SRE, { action: 'retry' });
@@ -84,8 +85,8 @@ describe('retry after an abort', () => {
     expect(done.phase, done.message).toBe('Healthy');
     expect(done.digest).toBe(aborted.digest);
     expect(await splitIn(h.clients, ns, ['beijing', 'shenzhen'])).toEqual({
-      beijing: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
-      shenzhen: { stable: { image: v2, replicas: 2, ready: 2 }, canary: null },
+      beijing: { stable: { image: h.at('beijing', v2), replicas: 4, ready: 4 }, canary: null },
+      shenzhen: { stable: { image: h.at('shenzhen', v2), replicas: 2, ready: 2 }, canary: null },
     });
     // A Healthy delivery is not retried: rollback applies to it.
     const healthy = await h.act(retry, SRE, { action: 'retry' });

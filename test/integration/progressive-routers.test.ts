@@ -74,21 +74,21 @@ describe('canary with the Gateway API router', () => {
     });
     for (const [wave, cluster] of [[0, 'beijing'], [1, 'shenzhen']] as const) {
       const other = cluster === 'beijing' ? 'shenzhen' : 'beijing';
-      let s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === wave && x.currentStep === 2, `wave ${wave + 1} at the gate`);
+      let s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === wave && x.currentStep === 3, `wave ${wave + 1} at the gate`);
       expect(s.clusters[cluster]!.weight).toBe(20);
       expect(await backendRefs(cluster, ns)).toEqual({ refs: [[['web-stable', 80], ['web-canary', 20]]], recorded: true });
       // A traffic router keeps every stable replica until promotion; the canary runs ceil(4 * 20 %) = 1.
-      expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 1, ready: 1 } });
+      expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: h.at(cluster, v1), replicas: 4, ready: 4 }, canary: { image: h.at(cluster, v2), replicas: 1, ready: 1 } });
       await servicesFollowTracks(h.clients.get(cluster)!, cluster, ns);
       // The other wave: before its turn untouched (its route unweighted), after its promotion all v2, route restored.
       expect(await backendRefs(other, ns)).toEqual({ refs: [[['web', 1]]], recorded: false });
-      expect((await splitIn(h.clients, ns, [other]))[other]).toEqual({ stable: { image: wave === 0 ? v1 : v2, replicas: 4, ready: 4 }, canary: null });
+      expect((await splitIn(h.clients, ns, [other]))[other]).toEqual({ stable: { image: h.at(other, wave === 0 ? v1 : v2), replicas: 4, ready: 4 }, canary: null });
 
       expect((await h.act(id, RM, { action: 'approve', gate: 'go' })).status).toBe(200);
-      s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === wave && x.currentStep === 4, `wave ${wave + 1} at 50 %`);
+      s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === wave && x.currentStep === 5, `wave ${wave + 1} at 50 %`);
       expect(s.clusters[cluster]!.weight).toBe(50);
       expect(await backendRefs(cluster, ns)).toEqual({ refs: [[['web-stable', 50], ['web-canary', 50]]], recorded: true });
-      expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 2, ready: 2 } });
+      expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: h.at(cluster, v1), replicas: 4, ready: 4 }, canary: { image: h.at(cluster, v2), replicas: 2, ready: 2 } });
       await servicesFollowTracks(h.clients.get(cluster)!, cluster, ns);
       expect((await h.act(id, SRE, { action: 'promote' })).status).toBe(200);
     }
@@ -96,7 +96,7 @@ describe('canary with the Gateway API router', () => {
     expect(final.phase, final.message).toBe('Healthy');
     for (const cluster of ['beijing', 'shenzhen']) {
       expect(await backendRefs(cluster, ns), cluster).toEqual({ refs: [[['web', 1]]], recorded: false });
-      expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: v2, replicas: 4, ready: 4 }, canary: null });
+      expect((await splitIn(h.clients, ns, [cluster]))[cluster]).toEqual({ stable: { image: h.at(cluster, v2), replicas: 4, ready: 4 }, canary: null });
       const services = ((await get(h.clients.get(cluster)!, `/api/v1/namespaces/${ns}/services`))!.items as Json[]).map((x) => x.metadata.name).sort();
       expect(services, `${cluster}: the canary's Services are gone`).toEqual(['web']);
     }
@@ -134,10 +134,10 @@ describe('canary of a Deployment from a Helm chart', () => {
     expect(base.source).toBe('helm');
 
     const id = await h.start({ type: 'canary', ...body({ image: h.image('v2') }), canary: { steps: [{ setWeight: 25 }, { pause: {} }] } });
-    const s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentStep === 2, 'paused at 25 %');
+    const s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentStep === 3, 'paused at 25 %');
     expect(CLUSTERS.map((c) => s.clusters[c]!.weight)).toEqual([25, 25]);
     const split = await splitIn(h.clients, ns, CLUSTERS);
-    for (const c of CLUSTERS) expect(split[c], c).toEqual({ stable: { image: v1, replicas: 3, ready: 3 }, canary: { image: v2, replicas: 1, ready: 1 } });
+    for (const c of CLUSTERS) expect(split[c], c).toEqual({ stable: { image: h.at(c, v1), replicas: 3, ready: 3 }, canary: { image: h.at(c, v2), replicas: 1, ready: 1 } });
     // The canary Deployment is the chart's Deployment with the canary track (its labels came from the chart).
     const canary = await get(h.clients.get('beijing')!, `/apis/apps/v1/namespaces/${ns}/deployments/web-canary`);
     expect(canary!.metadata.labels).toMatchObject({ 'helm.sh/chart': 'canary-web-1.0.0', 'flotilla.dev/canary-of': 'web' });
@@ -147,7 +147,7 @@ describe('canary of a Deployment from a Helm chart', () => {
     const final = await h.finished(id);
     expect(final.phase, final.message).toBe('Healthy');
     const done = await splitIn(h.clients, ns, CLUSTERS);
-    for (const c of CLUSTERS) expect(done[c], c).toEqual({ stable: { image: v2, replicas: 4, ready: 4 }, canary: null });
+    for (const c of CLUSTERS) expect(done[c], c).toEqual({ stable: { image: h.at(c, v2), replicas: 4, ready: 4 }, canary: null });
   });
 });
 
@@ -173,7 +173,7 @@ describe('canary with a Gateway API route the bundle does not carry', () => {
       phase: action === 'abort' ? 'Aborted' : 'RolledBack',
       route: { refs: [[['web', 1]]], recorded: false },
       services: ['web'],
-      web: { stable: { image: v1, replicas: 4, ready: 4 }, canary: null },
+      web: { stable: { image: h.at('beijing', v1), replicas: 4, ready: 4 }, canary: null },
     });
   }
 

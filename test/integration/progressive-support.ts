@@ -20,7 +20,7 @@ import { parseConfig } from '../../worker/config.ts';
 import { startWorkers, type WorkersHandle } from '../../worker/main.ts';
 import { createApp } from '../../api/app.ts';
 import { createLogger } from '../../api/logger.ts';
-import { clusterClients, deleteNamespaces, digestOf, runInventory } from './support.ts';
+import { atMirrors, clusterClients, deleteNamespaces, digestOf, expectedRef, runInventory } from './support.ts';
 
 /** One token per role (and two release managers, for quorums); the API maps each to {name, role}. */
 export const progressiveTokens: TokensFile = {
@@ -53,6 +53,10 @@ export interface Harness {
   central: string;
   image: (tag: string) => string;
   pinned: (tag: string) => Promise<string>;
+  /** What `cluster` runs for a pinned central reference: the same digest from its regional registry. */
+  at: (cluster: string, pinned: string) => string;
+  /** An expectation keyed by cluster with each pinned `image` inside moved to that cluster's registry. */
+  mirrored: <T>(byCluster: Record<string, T>) => Record<string, T>;
   fresh: (prefix: string) => string;
   /** POST /v1/deliveries as CI: the 202's id. */
   start: (body: object) => Promise<string>;
@@ -116,6 +120,8 @@ export async function harness(stack: StackInfo, options: HarnessOptions = {}): P
     central,
     image,
     pinned: async (tag) => `${central}/demo/web@${await digestOf(image(tag))}`,
+    at: (cluster, pinned) => expectedRef(inventory, cluster, pinned),
+    mirrored: (byCluster) => atMirrors(inventory, byCluster),
     fresh: (prefix) => {
       const ns = `pg-${prefix}-${randomUUID().slice(0, 6)}`;
       namespaces.add(ns);

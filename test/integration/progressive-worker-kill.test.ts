@@ -92,7 +92,7 @@ describe.each(meshRoutes.filter((r) => routers.includes(r.router)))('the worker 
     const base = await h.finished(await h.start({ type: 'deploy', ...body(h.image('v1')) }));
     expect(base.phase, base.message).toBe('Healthy');
 
-    const sampler = sampleShares(CLUSTERS, (c) => newVersionShare(h.direct.get(c)!, tc.router, ns, v2));
+    const sampler = sampleShares(CLUSTERS, (c) => newVersionShare(h.direct.get(c)!, tc.router, ns, h.at(c, v2)));
     try {
       const id = await h.start({
         type: 'canary',
@@ -101,12 +101,12 @@ describe.each(meshRoutes.filter((r) => routers.includes(r.router)))('the worker 
       });
 
       // --- 1. Killed during the pause at 20 %.
-      await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentStep === 2, 'paused at 20 %');
+      await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentStep === 3, 'paused at 20 %');
       for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(20));
       await stopProcess(worker!, 'SIGKILL');
       await startWorker();
       let s = await statusWhen(id, () => true, 'answered by the new worker');
-      expect({ phase: s.phase, step: s.currentStep, weights: CLUSTERS.map((c) => s.clusters[c]!.weight) }).toEqual({ phase: 'Paused', step: 2, weights: [20, 20] });
+      expect({ phase: s.phase, step: s.currentStep, weights: CLUSTERS.map((c) => s.clusters[c]!.weight) }).toEqual({ phase: 'Paused', step: 3, weights: [20, 20] });
       for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(20));
       // Nothing was redone: one weight change per cluster so far.
       expect((await weightChanges(id)).map((w) => [w.cluster, w.weight]).sort()).toEqual([
@@ -130,12 +130,12 @@ describe.each(meshRoutes.filter((r) => routers.includes(r.router)))('the worker 
       expect(await tc.read(h.direct.get('beijing')!, ns)).toEqual(tc.want(20));
       await proxyRules('beijing', [], opts);
       const third = await startWorker();
-      s = await statusWhen(id, (x) => x.phase === 'Paused' && x.currentStep === 4, 'paused at 50 %');
+      s = await statusWhen(id, (x) => x.phase === 'Paused' && x.currentStep === 5, 'paused at 50 %');
       expect(CLUSTERS.map((c) => s.clusters[c]!.weight)).toEqual([50, 50]);
       for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(50));
       expect(await splitIn(h.direct, ns, CLUSTERS)).toEqual({
-        beijing: { stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 2, ready: 2 } },
-        shenzhen: { stable: { image: v1, replicas: 4, ready: 4 }, canary: { image: v2, replicas: 2, ready: 2 } },
+        beijing: { stable: { image: h.at('beijing', v1), replicas: 4, ready: 4 }, canary: { image: h.at('beijing', v2), replicas: 2, ready: 2 } },
+        shenzhen: { stable: { image: h.at('shenzhen', v1), replicas: 4, ready: 4 }, canary: { image: h.at('shenzhen', v2), replicas: 2, ready: 2 } },
       });
       // The same step resumed: beijing's 50 % is the one activity, started again by the third worker.
       const changes = await weightChanges(id);
@@ -155,8 +155,8 @@ describe.each(meshRoutes.filter((r) => routers.includes(r.router)))('the worker 
       expect(final.phase, final.message).toBe('Healthy');
       for (const c of CLUSTERS) expect(await tc.read(h.direct.get(c)!, ns), c).toEqual(tc.want(null));
       expect(await splitIn(h.direct, ns, CLUSTERS)).toEqual({
-        beijing: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
-        shenzhen: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
+        beijing: { stable: { image: h.at('beijing', v2), replicas: 4, ready: 4 }, canary: null },
+        shenzhen: { stable: { image: h.at('shenzhen', v2), replicas: 4, ready: 4 }, canary: null },
       });
     } finally {
       await sampler.stop();

@@ -52,16 +52,16 @@ describe('canary over two waves, replica ratio, through the API', () => {
     });
 
     // --- wave 1 at 20 %, waiting at the gate.
-    let s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 0 && x.currentStep === 2, 'wave 1 at the gate');
-    expect(s.steps).toEqual(['canary', 'setWeight 20', 'approval go', 'setWeight 50', 'pause', 'promote', 'prune']);
+    let s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 0 && x.currentStep === 3, 'wave 1 at the gate');
+    expect(s.steps).toEqual(['replicate', 'canary', 'setWeight 20', 'approval go', 'setWeight 50', 'pause', 'promote', 'prune']);
     expect(s.clusters.beijing!.weight).toBe(20);
     expect(s.gates).toEqual([expect.objectContaining({ name: 'go', wave: 0, state: 'Waiting', roles: ['release-manager'], votes: [] })]);
     // 4 replicas at 20 %: 3 stable (v1) + 1 canary (v2), all ready; wave 2 as the baseline left it.
-    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual({
+    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual(h.mirrored({
       beijing: { stable: { image: v1, replicas: 3, ready: 3 }, canary: { image: v2, replicas: 1, ready: 1 } },
       shenzhen: { stable: { image: v1, replicas: 2, ready: 2 }, canary: null },
       'cloud-hk': { stable: { image: v1, replicas: 2, ready: 2 }, canary: null },
-    });
+    }));
 
     // --- who may decide the gate.
     const approve = { action: 'approve', gate: 'go', comment: 'dashboards green' };
@@ -82,46 +82,46 @@ describe('canary over two waves, replica ratio, through the API', () => {
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
 
     // --- wave 1 at 50 %, paused until promote; the gate is closed now: 409.
-    s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 0 && x.currentStep === 4, 'wave 1 at 50 %, paused');
+    s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 0 && x.currentStep === 5, 'wave 1 at 50 %, paused');
     expect(s.clusters.beijing!.weight).toBe(50);
     expect(s.gates).toEqual([expect.objectContaining({ name: 'go', state: 'Approved', votes: [expect.objectContaining({ who: 'bob', role: 'release-manager', decision: 'approve', comment: 'dashboards green' })] })]);
     expect((await h.act(id, RM2, approve)).status).toBe(409);
-    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual({
+    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual(h.mirrored({
       beijing: { stable: { image: v1, replicas: 2, ready: 2 }, canary: { image: v2, replicas: 2, ready: 2 } },
       shenzhen: { stable: { image: v1, replicas: 2, ready: 2 }, canary: null },
       'cloud-hk': { stable: { image: v1, replicas: 2, ready: 2 }, canary: null },
-    });
+    }));
     expect({ shenzhen: await generation('shenzhen'), 'cloud-hk': await generation('cloud-hk') }).toEqual(wave2Before);
     expect((await h.act(id, SRE, { action: 'promote', comment: 'wave 1 looks good' })).status).toBe(200);
 
     // --- wave 1 promoted (v2 is its stable version, the canary gone); wave 2 at 20 % at its own gate.
-    s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 1 && x.currentStep === 2, 'wave 2 at the gate');
+    s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 1 && x.currentStep === 3, 'wave 2 at the gate');
     expect(s.clusters.beijing).toMatchObject({ phase: 'Healthy', weight: 100 });
     expect(s.clusters.shenzhen!.weight).toBe(20);
     // 2 replicas at 20 %: 1 + 1 (the canary is at least one pod, the stable too).
-    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual({
+    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual(h.mirrored({
       beijing: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
       shenzhen: { stable: { image: v1, replicas: 1, ready: 1 }, canary: { image: v2, replicas: 1, ready: 1 } },
       'cloud-hk': { stable: { image: v1, replicas: 1, ready: 1 }, canary: { image: v2, replicas: 1, ready: 1 } },
-    });
+    }));
     expect((await h.act(id, RM2, approve)).status).toBe(200);
-    s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 1 && x.currentStep === 4, 'wave 2 at 50 %, paused');
+    s = await h.waitFor(id, (x) => x.phase === 'Paused' && x.currentWave === 1 && x.currentStep === 5, 'wave 2 at 50 %, paused');
     expect([s.clusters.shenzhen!.weight, s.clusters['cloud-hk']!.weight]).toEqual([50, 50]);
     const half = await splitIn(h.clients, ns, ['shenzhen', 'cloud-hk']);
-    for (const c of Object.values(half)) expect(c).toEqual({ stable: { image: v1, replicas: 1, ready: 1 }, canary: { image: v2, replicas: 1, ready: 1 } });
+    for (const [n, c] of Object.entries(half)) expect(c).toEqual({ stable: { image: h.at(n, v1), replicas: 1, ready: 1 }, canary: { image: h.at(n, v2), replicas: 1, ready: 1 } });
     expect((await h.act(id, SRE, { action: 'promote' })).status).toBe(200);
 
     const final = await h.finished(id);
     expect(final.phase, final.message).toBe('Healthy');
-    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual({
+    expect(await splitIn(h.clients, ns, CLUSTERS)).toEqual(h.mirrored({
       beijing: { stable: { image: v2, replicas: 4, ready: 4 }, canary: null },
       shenzhen: { stable: { image: v2, replicas: 2, ready: 2 }, canary: null },
       'cloud-hk': { stable: { image: v2, replicas: 2, ready: 2 }, canary: null },
-    });
+    }));
     // No pod of the old version left anywhere; the user's Service still selects the app's pods.
     for (const c of CLUSTERS) {
       const pods = await h.clients.get(c)!.core.listNamespacedPod({ namespace: ns });
-      expect(new Set(pods.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.spec!.containers[0]!.image)), c).toEqual(new Set([v2]));
+      expect(new Set(pods.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.spec!.containers[0]!.image)), c).toEqual(new Set([h.at(c, v2)]));
     }
     expect(final.gates?.map((g) => [g.wave, g.state, g.votes.map((v) => v.who)])).toEqual([
       [0, 'Approved', ['bob']],

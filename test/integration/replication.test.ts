@@ -66,9 +66,7 @@ async function manifestDigest(ref: string): Promise<string> {
 
 const status = async (id: string) => (await request(api).get(`/v1/deliveries/${id}`).set('Authorization', VIEWER)).body as DeliveryStatus;
 
-/** Each cluster pulls from its region's registry (overrides.registry = the inventory's mirror for it). */
-const regional = (names: string[]) => Object.fromEntries(names.map((n) => [n, { registry: inventory.clusters.find((c) => c.name === n)!.mirror! }]));
-
+/** A deploy of `image` with no registry override: each cluster pulls from its inventory mirror, the default. */
 function deploy(ns: string, image: string, clustersInWaves: string[][], extra: Record<string, unknown> = {}) {
   namespaces.add(ns);
   return request(api)
@@ -76,7 +74,7 @@ function deploy(ns: string, image: string, clustersInWaves: string[][], extra: R
     .set('Authorization', CI)
     .send({
       type: 'deploy',
-      app: { name: 'web', namespace: ns, image, replicas: clustersInWaves.flat().length, placement: { clusters: clustersInWaves.flat() }, overrides: regional(clustersInWaves.flat()) },
+      app: { name: 'web', namespace: ns, image, replicas: clustersInWaves.flat().length, placement: { clusters: clustersInWaves.flat() } },
       waves: clustersInWaves,
       ...extra,
     });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { createClusterClients, type ClusterClients } from '../../activities/kubernetes/clients.ts';
-import type { Inventory } from '../../model/index.ts';
+import { withRegistry, type Inventory } from '../../model/index.ts';
 import type { StackInfo } from '../../stack/types.ts';
 import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 
@@ -19,6 +19,39 @@ import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 export function runInventory(stack: StackInfo, run = randomUUID().slice(0, 8)): Inventory {
   const inv = inventoryFromStack(stack);
   return { ...inv, clusters: inv.clusters.map((c) => ({ ...c, taskQueue: `flotilla-cluster-${c.name}-${run}` })) };
+}
+
+/**
+ * The reference a cluster runs for an image a delivery pinned (`<central>/<repo>@sha256:...`): the same
+ * repository and digest from the cluster's regional registry (the inventory's `mirror`) when it has one, as
+ * every delivery deploys it unless the request names another registry.
+ */
+export function expectedRef(inventory: Pick<Inventory, 'clusters'>, cluster: string, pinned: string): string {
+  const c = inventory.clusters.find((x) => x.name === cluster);
+  if (!c) throw new Error(`expectedRef: no cluster "${cluster}" in the inventory`);
+  if (!pinned.includes('@sha256:')) throw new Error(`expectedRef: ${pinned} is not pinned by digest (clusters run pinned references)`);
+  return c.mirror ? withRegistry(pinned, c.mirror) : pinned;
+}
+
+/** expectedRef for every cluster named: `{cluster: reference}`. */
+export function expectedRefs(inventory: Pick<Inventory, 'clusters'>, clusters: readonly string[], pinned: string): Record<string, string> {
+  return Object.fromEntries(clusters.map((c) => [c, expectedRef(inventory, c, pinned)]));
+}
+
+/**
+ * An expectation keyed by cluster (`{beijing: {stable: {image, ...}, ...}, ...}`) with every pinned
+ * `image` inside each cluster's entry moved to that cluster's regional registry (expectedRef): one
+ * pinned central reference in the test, the reference each cluster really runs in the comparison.
+ */
+export function atMirrors<T>(inventory: Pick<Inventory, 'clusters'>, byCluster: Record<string, T>): Record<string, T> {
+  const walk = (cluster: string, v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map((x) => walk(cluster, x));
+    if (!v || typeof v !== 'object') return v;
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, k === 'image' && typeof x === 'string' && x.includes('@sha256:') ? expectedRef(inventory, cluster, x) : walk(cluster, x)]),
+    );
+  };
+  return Object.fromEntries(Object.entries(byCluster).map(([c, v]) => [c, walk(c, v) as T]));
 }
 
 export function clusterClients(inventory: Inventory): Map<string, ClusterClients> {

@@ -25,7 +25,7 @@ import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 import { startWorkers, WORKFLOWS_PATH, type WorkersHandle } from '../../worker/main.ts';
 import { applicationWorkflowId, HUB_TASK_QUEUE } from '../../workflows/messages.ts';
 import { deliverVia } from '../workflows/harness.ts';
-import { digestOf } from './support.ts';
+import { digestOf, expectedRef } from './support.ts';
 
 const stack: StackInfo = inject('stack');
 const silent = pino({ level: 'silent' });
@@ -222,7 +222,8 @@ describe('startWorkers', () => {
       const status = await h.result();
       expect((status as DeliveryStatus).phase).toBe('Healthy');
       const d = await k8s.apps.readNamespacedDeployment({ name: 'web', namespace });
-      expect(d.spec?.template.spec?.containers[0]?.image).toBe(`${image.replace(/:v2$/, '')}@${await digestOf(image)}`);
+      // Pinned, from the agent cluster's regional registry: the hub-only worker replicated it there first.
+      expect(d.spec?.template.spec?.containers[0]?.image).toBe(expectedRef(inventory, agentCluster.name, `${image.replace(/:v2$/, '')}@${await digestOf(image)}`));
       await client.workflow.getHandle(applicationWorkflowId(namespace, 'web')).terminate('test over');
       expect(d.status?.readyReplicas).toBe(2);
     } finally {

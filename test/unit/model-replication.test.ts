@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { copiesFor, groupByTarget, replicationTargets, ReplicationPlanError, ReplicationRequestSchema, withReplication } from '../../model/replication.ts';
-import { prepareDeploy, DeployRequestSchema, segmentsOf, type ClusterInfo } from '../../model/index.ts';
+import { copiesFor, groupByTarget, replicationRoute, replicationTargets, ReplicationPlanError, ReplicationRequestSchema, withReplication } from '../../model/replication.ts';
+import { planPlacement, prepareDeploy, DeployRequestSchema, segmentsOf, type ClusterInfo } from '../../model/index.ts';
 import type { RegistryInfo } from '../../model/registry.ts';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
@@ -23,7 +23,45 @@ const request = (extra: Record<string, unknown> = {}) =>
   });
 const digests = { 'central.local:5000/demo/web:v2': d('a') };
 
+/** The same fleet with each Chinese cluster pulling from its region's registry, as the inventory's `mirror` says. */
+const mirrored: ClusterInfo[] = fleet.map((c) => (c.name === 'beijing' ? { ...c, mirror: 'north.local:5000' } : c.name === 'shenzhen' ? { ...c, mirror: 'south.local:5000' } : c));
+const noOverrides = (extra: Record<string, unknown> = {}) => {
+  const r = request(extra);
+  return DeployRequestSchema.parse({ ...r, app: { ...r.app, overrides: {} } });
+};
+
 describe('replication in a delivery plan', () => {
+  it("pulls each cluster from its inventory mirror unless the request names another registry (by cluster or by selector)", () => {
+    const p = planPlacement(noOverrides().app, mirrored, noOverrides().waves);
+    expect(p.overrides.beijing!.registry).toBe('north.local:5000');
+    expect(p.overrides.shenzhen!.registry).toBe('south.local:5000');
+    expect(p.overrides['cloud-hk']!.registry).toBeUndefined();
+    const own = planPlacement({ ...noOverrides().app, overrides: { beijing: { registry: 'other.local:5000' } } }, mirrored, noOverrides().waves);
+    expect(own.overrides.beijing!.registry).toBe('other.local:5000');
+    expect(own.overrides.shenzhen!.registry).toBe('south.local:5000');
+    const bySelector = planPlacement({ ...noOverrides().app, selectorOverrides: [{ clusterSelector: { region: 'cn-south' }, registry: 'central.local:5000' }] }, mirrored.map((c) => ({ ...c, labels: { region: c.region } })), noOverrides().waves);
+    expect(bySelector.overrides.shenzhen!.registry).toBe('central.local:5000');
+  });
+
+  it('plans the same copies from the inventory mirrors as from overrides.registry; replicate: false keeps the mirror reference and copies nothing', () => {
+    const fromMirrors = withReplication(prepareDeploy(noOverrides(), mirrored, digests, 'delivery-1'), registries, undefined);
+    const fromOverrides = withReplication(prepareDeploy(request(), fleet, digests, 'delivery-1'), registries, undefined);
+    expect(fromMirrors.waves).toEqual(fromOverrides.waves);
+    expect(fromMirrors.clusters.shenzhen!.image).toBe(`south.local:5000/demo/web@${d('a')}`);
+    const optOut = withReplication(prepareDeploy(noOverrides({ replicate: false }), mirrored, digests, 'delivery-1'), registries, false);
+    expect(optOut.waves.map((w) => w.steps.map((s) => s.kind))).toEqual([['apply', 'wait', 'prune'], ['apply', 'wait', 'prune']]);
+    expect(optOut.clusters.shenzhen!.image).toBe(`south.local:5000/demo/web@${d('a')}`);
+  });
+
+  it('copies an image the request pinned by digest from the registry it names to the mirror', () => {
+    const pinned = `central.local:5000/demo/web@${d('b')}`;
+    const r = noOverrides();
+    const req = DeployRequestSchema.parse({ ...r, app: { ...r.app, image: pinned } });
+    const prepared = withReplication(prepareDeploy(req, mirrored, { [pinned]: d('b') }, 'delivery-1'), registries, undefined);
+    expect(prepared.clusters.beijing!.image).toBe(`north.local:5000/demo/web@${d('b')}`);
+    expect(prepared.waves[1]!.steps[0]).toMatchObject({ kind: 'replicate', targets: [{ registry: 'cn-north', copies: [{ source: pinned, target: `north.local:5000/demo/web@${d('b')}` }] }, { registry: 'cn-south' }] });
+  });
+
   it('puts a replicate step first in every wave, with the copies of that wave grouped by target registry', () => {
     const prepared = withReplication(prepareDeploy(request(), fleet, digests, 'delivery-1'), registries, undefined);
     expect(prepared.waves.map((w) => w.steps.map((s) => s.kind))).toEqual([
@@ -71,6 +109,30 @@ describe('replication in a delivery plan', () => {
       ['cn-north', 'harbor', 'central', 1],
       ['elsewhere.local', 'copier', undefined, 1],
     ]);
+  });
+});
+
+describe('which way an image moves', () => {
+  const src = `central.local:5000/demo/web@${d('a')}`;
+  const copies = [
+    { source: src, target: `north.local:5000/demo/web@${d('a')}`, tag: 'v2' },
+    { source: src, target: `south.local:5000/demo/web@${d('a')}`, tag: 'v2' },
+    { source: `elsewhere.local/demo/web@${d('a')}`, target: `south.local:5000/demo/web@${d('a')}` },
+  ];
+  it('a regional Harbor pulls from a source the inventory names; the copier serves the rest', () => {
+    const regionalHarbor: RegistryInfo[] = [registries[0]!, registries[1]!, { ...registries[2]!, type: 'harbor' }];
+    expect(groupByTarget(copies, regionalHarbor).map((t) => [t.registry, t.via, t.harbor, t.pullFrom, t.copies.length])).toEqual([
+      ['cn-north', 'copier', undefined, undefined, 1],
+      ['cn-south', 'harbor', 'cn-south', 'central', 1],
+      // A source the inventory does not know cannot be a Harbor endpoint: the copier moves it.
+      ['cn-south', 'copier', undefined, undefined, 1],
+    ]);
+  });
+
+  it('a central Harbor pushes, whatever the target is (a Harbor too)', () => {
+    expect(replicationRoute({ ...registries[0]!, type: 'harbor' }, { ...registries[2]!, type: 'harbor' })).toEqual({ via: 'harbor', harbor: 'central' });
+    expect(replicationRoute(registries[0], registries[1])).toEqual({ via: 'copier' });
+    expect(replicationRoute(undefined, { ...registries[1]!, type: 'harbor' })).toEqual({ via: 'copier' });
   });
 });
 

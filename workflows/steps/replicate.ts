@@ -8,8 +8,10 @@
  * registry and the image; the interpreter then fails the wave's clusters at
  * this step, untouched, so onFailure and retry work as for any step.
  *
- * Targets whose source is a Harbor go through Harbor's own replication (a
- * policy, an execution followed to its end), then the same check.
+ * Targets whose source or target registry is a Harbor go through Harbor's own
+ * replication (a policy, an execution followed to its end: a source Harbor
+ * pushes, a target Harbor pulls), then the same check; a failed execution
+ * names each failed task with its log.
  */
 import { ActivityCancellationType, ApplicationFailure, isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { HarborActivities } from '../../activities/harbor/types.ts';
@@ -104,7 +106,8 @@ export async function replicateOne(p: ReplicationProxies, t: ReplicationTarget, 
     let blobs: Replicated['blobs'];
     if (t.via === 'harbor') {
       const src = parseImageRef(c.source);
-      const policy = await p.harbor.ensureHarborReplication({ harbor: t.harbor!, target: t.registry, repository: src.repository, ...(c.tag ? { tag: c.tag } : {}) });
+      // The source Harbor pushes to the target, or the target Harbor pulls from the source (pullFrom).
+      const policy = await p.harbor.ensureHarborReplication({ harbor: t.harbor!, target: t.registry, ...(t.pullFrom ? { source: t.pullFrom } : {}), repository: src.repository, ...(c.tag ? { tag: c.tag } : {}) });
       const { executionId } = await p.harbor.startHarborReplication({ harbor: t.harbor!, policyId: policy.policyId });
       await p.harborWait.waitForHarborReplication({ harbor: t.harbor!, executionId, timeoutMs });
     } else {

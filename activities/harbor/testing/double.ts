@@ -13,6 +13,9 @@
  * match in the Harbor's own registry (a real registry, e.g. the stack's
  * central) becomes a task that copies it with Flotilla's copier to the
  * policy's destination registry endpoint, and writes a job log like Harbor's.
+ * A pull-based policy (`src_registry` set, no `dest_registry`) does the
+ * reverse: what its filters match in the source endpoint's registry is copied
+ * into the Harbor's own registry.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -145,24 +148,26 @@ export async function startHarborDouble(opts: HarborDoubleOptions): Promise<Harb
 
   /** Runs an execution: one task per matching (repository, tag), each a real copy. */
   async function execute(exec: Execution, policy: Policy) {
-    const dest = endpoints.get(policy.dest_registry?.id ?? -1);
+    // Push: from the Harbor's own registry to the destination endpoint; pull: from the source endpoint into it.
+    const pull = Boolean(policy.src_registry?.id);
+    const remote = endpoints.get((pull ? policy.src_registry?.id : policy.dest_registry?.id) ?? -1);
     const finish = (status: string, text: string) => {
       exec.status = status;
       exec.status_text = text;
       exec.end_time = now();
     };
-    if (!dest?.url) return finish('Error', 'the destination registry does not exist');
+    if (!remote?.url) return finish('Error', `the ${pull ? 'source' : 'destination'} registry does not exist`);
     const nameFilter = String(policy.filters?.find((f) => f.type === 'name')?.value ?? '**');
     const tagFilter = String(policy.filters?.find((f) => f.type === 'tag')?.value ?? '**');
-    const destHost = new URL(dest.url).host;
-    const destRegistry: Registry = {
-      name: 'dest',
-      host: destHost,
-      region: 'dest',
+    const remoteHost = new URL(remote.url).host;
+    const remoteRegistry: Registry = {
+      name: 'remote',
+      host: remoteHost,
+      region: 'remote',
       type: 'oci',
-      tls: dest.url.startsWith('http:')
+      tls: remote.url.startsWith('http:')
         ? RegistryTls.none
-        : dest.insecure
+        : remote.insecure
           ? RegistryTls.skipVerify
           : RegistryTls.verify,
     };
@@ -173,26 +178,33 @@ export async function startHarborDouble(opts: HarborDoubleOptions): Promise<Harb
       type: 'oci',
       tls: RegistryTls.none,
     };
-    const creds = dest.credential?.access_key
-      ? {
-          [destHost]: { username: dest.credential.access_key, password: dest.credential.access_secret ?? '' },
-        }
-      : {};
-    const copyPool = new RegistryPool([local, destRegistry], creds, log);
+    const basic = remote.credential?.access_key
+      ? { username: remote.credential.access_key, password: remote.credential.access_secret ?? '' }
+      : undefined;
+    const creds = basic ? { [remoteHost]: basic } : {};
+    const copyPool = new RegistryPool([local, remoteRegistry], creds, log);
     const copier = new Copier(copyPool, defaultCopierSettings, log);
+    // Where the filters are matched and copied from (plain HTTP on loopback, as the stack's registries are).
+    const [fromHost, fromBase] = pull
+      ? [remoteHost, `${remote.url.replace(/\/+$/, '')}`]
+      : [opts.localRegistry, `http://${opts.localRegistry}`];
+    const toHost = pull ? opts.localRegistry : remoteHost;
+    const toUrl = pull ? `http://${opts.localRegistry}` : remote.url;
+    const headers: Record<string, string> =
+      pull && basic ? { Authorization: `Basic ${Buffer.from(`${basic.username}:${basic.password}`).toString('base64')}` } : {};
     try {
-      // What the filters match in the local registry.
+      // What the filters match in the registry copied from.
       const all: string[] = [];
       for (let next: string | undefined = '/v2/_catalog?n=1000'; next;) {
-        const res = await fetch(`http://${opts.localRegistry}${next}`);
-        if (!res.ok) throw new Error(`catalog of ${opts.localRegistry}: HTTP ${res.status}`);
+        const res = await fetch(`${fromBase}${next}`, { headers });
+        if (!res.ok) throw new Error(`catalog of ${fromHost}: HTTP ${res.status}`);
         all.push(...(((await res.json()) as { repositories?: string[] }).repositories ?? []));
         next = res.headers.get('link')?.match(/<([^>]+)>/)?.[1];
       }
       const repos = all.filter((r) => globToRegExp(nameFilter).test(r));
       const work: { repo: string; tag: string }[] = [];
       for (const repo of repos) {
-        const res = await fetch(`http://${opts.localRegistry}/v2/${repo}/tags/list`);
+        const res = await fetch(`${fromBase}/v2/${repo}/tags/list`, { headers });
         const tags = res.ok ? (((await res.json()) as { tags?: string[] }).tags ?? []) : [];
         for (const tag of tags.filter((t) => globToRegExp(tagFilter).test(t))) work.push({ repo, tag });
       }
@@ -214,7 +226,7 @@ export async function startHarborDouble(opts: HarborDoubleOptions): Promise<Harb
             operation: 'copy',
             resource_type: 'image',
             src_resource: `${repo}:[${tag}]`,
-            dst_resource: `${destRepo}:[${tag}](${dest.url})`,
+            dst_resource: `${destRepo}:[${tag}](${toUrl})`,
             start_time: now(),
             log: [],
           };
@@ -227,8 +239,8 @@ export async function startHarborDouble(opts: HarborDoubleOptions): Promise<Harb
           );
           try {
             const r = await copier.copy({
-              source: `${opts.localRegistry}/${repo}:${tag}`,
-              target: `${destHost}/${destRepo}:${tag}`,
+              source: `${fromHost}/${repo}:${tag}`,
+              target: `${toHost}/${destRepo}:${tag}`,
             });
             line(
               'INFO',
@@ -302,8 +314,11 @@ export async function startHarborDouble(opts: HarborDoubleOptions): Promise<Harb
       const body = c.request.requestBody as Policy;
       if ([...policies.values()].some((p) => p.name === body.name))
         return { status: 409, body: errors('CONFLICT', `policy ${body.name} already exists`) };
-      if (!endpoints.has(body.dest_registry?.id ?? -1))
-        return { status: 400, body: errors('BAD_REQUEST', 'destination registry not found') };
+      // Harbor replicates between itself and one remote endpoint: the source (pull) or the destination (push).
+      if (body.src_registry?.id && body.dest_registry?.id)
+        return { status: 400, body: errors('BAD_REQUEST', 'either the source or the destination must be Harbor itself') };
+      if (!endpoints.has((body.src_registry?.id || body.dest_registry?.id) ?? -1))
+        return { status: 400, body: errors('BAD_REQUEST', `${body.src_registry?.id ? 'source' : 'destination'} registry not found`) };
       const p: Policy = { ...body, id: id(), creation_time: now(), update_time: now() };
       policies.set(p.id!, p);
       return { status: 201, headers: location(`/replication/policies/${p.id}`) };
