@@ -29,7 +29,7 @@ import { describeObject, type KubeObject, type Owner } from '../../model/objects
 import { FailureType } from '../../model/reasons.ts';
 import type { ClusterClients } from '../kubernetes/clients.ts';
 import { readObject } from '../kubernetes/objects.ts';
-import { canaryOwned, deleteCanaryObject, deploymentRef, DeploymentWatch, invalid, mustRead, notFound, scale, serviceRef, sideOf, waitSettled, type Removal } from './common.ts';
+import { canaryOwned, deleteCanaryObject, deploymentRef, DeploymentWatch, invalid, mustRead, notFound, scale, serviceRef, settled, sideOf, waitSettled, type Removal } from './common.ts';
 import { gatewayApiRouter } from './gateway-api.ts';
 import { istioRouter } from './istio.ts';
 import { nginxRouter } from './nginx.ts';
@@ -49,8 +49,7 @@ export function routerFor(clients: ClusterClients, owner: Owner, target: CanaryT
 
 export async function readTrafficWeight(c: ClusterClients, input: ReadTrafficWeightInput): Promise<TrafficState> {
   const { target } = input;
-  const stable = await readObject(c, deploymentRef(target.namespace, target.deployment));
-  const canary = await readObject(c, deploymentRef(target.namespace, target.canaryDeployment));
+  const [stable, canary] = await Promise.all([readObject(c, deploymentRef(target.namespace, target.deployment)), readObject(c, deploymentRef(target.namespace, target.canaryDeployment))]);
   return trafficState(routerFor(c, input.owner, target, input.routing), target, stable, canary);
 }
 
@@ -135,23 +134,29 @@ export async function removeCanary(c: ClusterClients, input: RemoveCanaryInput, 
   const router = routerFor(c, owner, target, input.routing);
   const total = input.totalReplicas ?? target.replicas;
   const timeoutMs = input.timeoutMs ?? DEFAULT_SIDE_TIMEOUT_MS;
-  // 1. The stable side back to its full count, ready, before it takes all the traffic.
-  const deployments = await DeploymentWatch.open(c, ns);
-  try {
-    const stable = deployments.get(target.deployment);
-    if (stable && total !== undefined) {
-      if (sideOf(target.deployment, stable).replicas !== total) await scale(c, ns, target.deployment, total);
+  // 1. The stable side back to its full count, ready, before it takes all the traffic (after a promotion it
+  //    already is: one read, no watch).
+  const stable = await readObject(c, deploymentRef(ns, target.deployment));
+  if (stable && total !== undefined && !settled(stable, total)) {
+    const deployments = await DeploymentWatch.open(c, ns);
+    try {
+      if (sideOf(target.deployment, deployments.get(target.deployment)).replicas !== total) await scale(c, ns, target.deployment, total);
       await waitSettled(deployments, target.deployment, total, timeoutMs, (s) => progress({ cluster: c.cluster, step: 'stable', side: s }));
+    } finally {
+      deployments.close();
     }
-  } finally {
-    deployments.close();
   }
   // 2. All traffic to stable, then 3. the canary pods go, then 4. the route as it was.
   if (await router.changed()) await router.set(0);
   await deleteCanaryObject(c, deploymentRef(ns, target.canaryDeployment), owner, target, out);
   await router.remove(out);
-  // 5. The stable and canary Services, once nothing routes to them.
-  for (const svc of [target.canaryService, target.stableService]) await deleteCanaryObject(c, serviceRef(ns, svc), owner, target, out);
+  // 5. The stable and canary Services, once nothing routes to them (both at once; reported in this order).
+  const services = [target.canaryService, target.stableService].map(() => ({ removed: [], kept: [] }) as Removal);
+  await Promise.all([target.canaryService, target.stableService].map((svc, i) => deleteCanaryObject(c, serviceRef(ns, svc), owner, target, services[i]!)));
+  for (const r of services) {
+    out.removed.push(...r.removed);
+    out.kept.push(...r.kept);
+  }
   const state = await readTrafficWeight(c, input);
   log.info({ router: router.kind, removed: out.removed, kept: out.kept }, 'canary removed');
   return { state, ...out };

@@ -106,7 +106,7 @@ export function sideOf(name: string, d: KubeObject | undefined): SideState {
  * template: its spec asks for `want` (a watched copy from before our scale does not count)
  * and the controller has observed that spec.
  */
-function settled(d: KubeObject, want: number): boolean {
+export function settled(d: KubeObject, want: number): boolean {
   const status = (d.status ?? {}) as DeploymentStatus;
   const generation = d.metadata.generation as number | undefined;
   return (
