@@ -127,6 +127,7 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
         shutdownGraceTime: config.shutdownGraceMs,
         // A killed worker's workflows move to the next worker after this, not after the default 10 s.
         stickyQueueScheduleToStartTimeout: '2s',
+        ...(config.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: config.maxCachedWorkflows } : {}),
       });
       workers.push({ worker, queue: { taskQueue: HUB_TASK_QUEUE, serves: 'hub' } });
     }
