@@ -155,7 +155,7 @@ export async function main(args: string[]): Promise<void> {
         add(`setWeight ${w}: dispatch (scheduled -> started)`, (b) => b.weights.find((x) => x.weight === w)?.dispatch);
         add(`setWeight ${w}: run (started -> completed)`, (b) => b.weights.find((x) => x.weight === w)?.run);
       }
-      add('between weight steps (workflow), summed', (b) => b.gaps);
+      add('between weight steps (workflow), summed, per cluster', (b) => b.gaps);
       add('last weight completed -> workflow end', (b) => b.tail);
       for (const k of [...new Set([...kinds('one', 'tailByActivity'), ...kinds('three', 'tailByActivity')])]) add(`  ${k} (longest cluster)`, (b) => b.tailByActivity[k]);
       console.log(`\nwhere Flotilla's time goes (medians from the delivery histories)\n`);

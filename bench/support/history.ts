@@ -108,12 +108,20 @@ export function canaryBreakdown(t: Timeline): CanaryBreakdown {
     weight,
     dispatch: Math.max(...xs.map((a) => (a.started ?? a.scheduled) - a.scheduled)),
     run: Math.max(...xs.map((a) => a.completed! - (a.started ?? a.scheduled))),
-    from: Math.min(...xs.map((a) => a.scheduled)),
-    to: Math.max(...xs.map((a) => a.completed!)),
   }));
   const first = Math.min(...weightSpans.map((a) => a.scheduled));
   const last = Math.max(...weightSpans.map((a) => a.completed!));
-  const inSteps = weights.reduce((s, w) => s + (w.to - w.from), 0);
+  // Each cluster goes through its weights on its own: the time between one of its weight activities
+  // completing and its next one scheduled, summed per cluster; the largest cluster's sum.
+  const byCluster = new Map<string, ActivitySpan[]>();
+  for (const a of weightSpans) byCluster.set(String(a.input.cluster), [...(byCluster.get(String(a.input.cluster)) ?? []), a]);
+  const gaps = Math.max(
+    0,
+    ...[...byCluster.values()].map((xs) => {
+      const sorted = [...xs].sort((a, b) => a.scheduled - b.scheduled);
+      return sorted.slice(1).reduce((sum, a, i) => sum + (a.scheduled - sorted[i]!.completed!), 0);
+    }),
+  );
   const per = (xs: ActivitySpan[]) => {
     const out: Record<string, number> = {};
     for (const a of xs) out[a.type] = Math.max(out[a.type] ?? 0, (a.completed ?? a.scheduled) - a.scheduled);
@@ -122,7 +130,7 @@ export function canaryBreakdown(t: Timeline): CanaryBreakdown {
   return {
     beforeWeights: first - t.start,
     weights: weights.map(({ weight, dispatch, run }) => ({ weight, dispatch, run })),
-    gaps: last - first - inSteps,
+    gaps,
     tail: t.end - last,
     tailByActivity: per(t.activities.filter((a) => a.scheduled >= last)),
     headByActivity: per(t.activities.filter((a) => a.scheduled < first)),
