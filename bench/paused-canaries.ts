@@ -18,6 +18,7 @@
  *   npm run bench -- paused-canaries [targets] [minutes]   (default 200,500,1000 and 20)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -53,6 +54,8 @@ export async function main(args: string[]): Promise<void> {
       const rows: { paused: number; rssMiB: number; workerCpuS: number; historyEvents: number; historyKiB: number; startSeconds: number }[] = [];
       const handles: WorkflowHandle[] = [];
       let stoppedBy = '';
+      let failure: unknown;
+      const limit = pLimit(8);
       try {
         // One delivery first: the worker has bundled its workflows and polls once it completes.
         const warm = await engine.deliver({ namespace: 'bench-paused-warmup', image: `${engine.central}/demo/web:v1`, replicas: 1, placement: { clusters: [clusters[0]!] } });
@@ -60,7 +63,6 @@ export async function main(args: string[]): Promise<void> {
         await sleep(5000);
         const idle = rssBytes(worker.pid!);
         process.stderr.write(`worker pid ${worker.pid}: idle RSS ${MiB(idle)} MiB\n`);
-        const limit = pLimit(8);
         for (const target of targets) {
           if (Date.now() - began > limitMs) {
             stoppedBy = `time limit (${limitMs / 60_000} min) before ${target}`;
@@ -68,7 +70,8 @@ export async function main(args: string[]): Promise<void> {
           }
           const t0 = Date.now();
           const from = handles.length;
-          const started = await Promise.all(
+          // Settled, not Promise.all: a start that fails must not leave others in flight when the connection closes.
+          const settled = await Promise.allSettled(
             Array.from({ length: target - from }, (_, k) =>
               limit(() =>
                 engine.deliver(
@@ -78,12 +81,15 @@ export async function main(args: string[]): Promise<void> {
               ),
             ),
           );
-          handles.push(...started);
+          handles.push(...settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
+          const failed = settled.filter((r) => r.status === 'rejected');
+          if (failed.length) throw new Error(`${failed.length} of ${settled.length} deliveries did not start; the first: ${String((failed[0] as PromiseRejectedResult).reason)}`);
           // Every delivery so far waits at its gate (asked once each until it does).
           let pending = handles.map((h) => h);
           while (pending.length) {
             if (Date.now() - began > limitMs + 10 * 60_000) throw new Error(`${pending.length} deliveries not paused at their gate 10 min past the time limit`);
             const states = await Promise.all(pending.map((h) => limit(async () => ((await h.query(statusQuery).catch(() => undefined)) as DeliveryStatus | undefined))));
+            if (!worker.pid || worker.exitCode !== null) throw new Error(`the worker exited (${worker.exitCode}); its log: ${path.join(dir, 'worker.log')}`);
             const bad = states.find((s) => s && s.phase !== 'Paused' && s.phase !== 'Progressing' && s.phase !== 'Pending');
             if (bad) throw new Error(`a delivery ended ${bad.phase}: ${bad.message}`);
             pending = pending.filter((_, i) => !states[i]?.gates?.some((g) => g.name === 'hold' && g.state === 'Waiting'));
@@ -116,11 +122,19 @@ export async function main(args: string[]): Promise<void> {
         console.log('\ngoal: 1,000 paused canaries under 1 GB of worker memory');
         mkdirSync(path.join(benchRoot, 'reports'), { recursive: true });
         writeFileSync(path.join(benchRoot, 'reports', 'bench-paused-canaries.json'), JSON.stringify({ idleMiB: MiB(idle), stoppedBy, rows }, null, 2));
+      } catch (err) {
+        failure = err;
+        process.stderr.write(`paused-canaries failed: ${(err as Error).stack ?? String(err)}\nthe worker's log is kept: ${path.join(dir, 'worker.log')}\n`);
+        throw err;
       } finally {
-        await Promise.all(handles.map((h) => h.terminate('benchmark over').catch(() => undefined)));
-        worker.kill('SIGTERM');
+        await Promise.all(handles.map((h) => limit(() => h.terminate('benchmark over').catch(() => undefined))));
+        if (worker.exitCode === null && worker.signalCode === null) {
+          const exited = once(worker, 'exit');
+          worker.kill('SIGTERM');
+          await exited;
+        }
         await engine.stop();
-        rmSync(dir, { recursive: true, force: true });
+        if (!failure) rmSync(dir, { recursive: true, force: true });
       }
     },
     { parts: 'all' },
