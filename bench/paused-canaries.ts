@@ -15,6 +15,9 @@
  * The history is therefore that of a first delivery paused at a gate, a little shorter than
  * a canary that has moved weight before its gate (one setTrafficWeight activity, ~6 events).
  *
+ * The worker takes FLOTILLA_MAX_CACHED_WORKFLOWS from this process's environment (each delivery
+ * is two workflows held: the delivery and its application's).
+ *
  *   npm run bench -- paused-canaries [targets] [minutes]   (default 200,500,1000 and 20)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -112,7 +115,7 @@ export async function main(args: string[]): Promise<void> {
           process.stderr.write(`${JSON.stringify(row)}\n`);
         }
         if (!stoppedBy) stoppedBy = 'every target reached';
-        console.log(`\ncanaries paused at a gate on one worker (idle RSS ${MiB(idle)} MiB; load ${load0} -> ${load()}; ${stoppedBy})\n`);
+        console.log(`\ncanaries paused at a gate on one worker (idle RSS ${MiB(idle)} MiB; FLOTILLA_MAX_CACHED_WORKFLOWS ${process.env.FLOTILLA_MAX_CACHED_WORKFLOWS ?? 'unset (the SDK default)'}; load ${load0} -> ${load()}; ${stoppedBy})\n`);
         console.log(
           table([
             ['paused deliveries', 'worker RSS MiB', 'RSS per delivery KiB', 'worker CPU s (total)', 'history events (median)', 'history KiB (median)', 'time to pause this batch s'],
