@@ -26,6 +26,7 @@ import { benchRoot, withBenchStack } from './support/stack.ts';
 import { eventMs, result, startEngine, type Engine } from './support/engine.ts';
 import { healthyAt, startArgoSide } from './support/argo.ts';
 import { load, median, table } from './support/stats.ts';
+import { canaryBreakdown, timeline, type CanaryBreakdown } from './support/history.ts';
 
 const REPLICAS = 10;
 const WEIGHTS = [20, 40, 60, 80, 100];
@@ -71,7 +72,7 @@ export async function main(args: string[]): Promise<void> {
       const engine = await startEngine(stack);
       const steps = WEIGHTS.map((w) => ({ setWeight: w }));
       const argoSteps = WEIGHTS.map((w) => ({ setWeight: w }));
-      const rows: { side: 'argo' | 'one' | 'three'; total: number; beforeWeights?: number; inWeights?: number; toWeight100?: number; promoteTail?: number }[] = [];
+      const rows: { side: 'argo' | 'one' | 'three'; total: number; beforeWeights?: number; inWeights?: number; toWeight100?: number; promoteTail?: number; breakdown?: CanaryBreakdown }[] = [];
       const flotilla = (e: Engine, ns: string, placed: string[]) => async (tag: string) => {
         const t0 = Date.now();
         const h = await e.deliver({ namespace: ns, image: `${e.central}/demo/web:${tag}`, replicas: REPLICAS, placement: { clusters: placed } }, { type: 'canary', waves: [placed], canary: { steps } });
@@ -79,7 +80,8 @@ export async function main(args: string[]): Promise<void> {
         const t1 = Date.now();
         if (s.phase !== 'Healthy') throw new Error(`delivery ${h.workflowId} ended ${s.phase}: ${s.message}`);
         const w = await weightSpans(h);
-        return { total: t1 - t0, beforeWeights: w.firstScheduled - t0, inWeights: w.inWeights, toWeight100: w.lastDone - t0, promoteTail: t1 - w.lastDone };
+        const breakdown = canaryBreakdown(await timeline(h));
+        return { total: t1 - t0, beforeWeights: w.firstScheduled - t0, inWeights: w.inWeights, toWeight100: w.lastDone - t0, promoteTail: t1 - w.lastDone, breakdown };
       };
       const nsOne = 'bench-cva-one';
       const nsThree = 'bench-cva-three';
@@ -140,6 +142,24 @@ export async function main(args: string[]): Promise<void> {
         `\nFlotilla's time up to weight 100 (medians): start -> first weight activity ${med('one', 'beforeWeights')} ms (1 cluster) / ${med('three', 'beforeWeights')} ms (3); ` +
           `the five weight activities themselves ${med('one', 'inWeights')} / ${med('three', 'inWeights')} ms; the rest is the workflow between them.`,
       );
+      // Where Flotilla's time went, from each delivery's history (medians over the rounds).
+      const bd = (side: string) => rows.filter((x) => x.side === side && x.breakdown).map((x) => x.breakdown!);
+      const m = (xs: number[]) => (xs.length ? Math.round(median(xs)) : '-');
+      const kinds = (side: string, k: 'headByActivity' | 'tailByActivity') => [...new Set(bd(side).flatMap((b) => Object.keys(b[k])))];
+      const breakdownRows: (string | number)[][] = [['span (history, ms)', 'Flotilla 1 cluster', 'Flotilla 3 clusters']];
+      const add = (label: string, f: (b: CanaryBreakdown) => number | undefined) =>
+        breakdownRows.push([label, m(bd('one').map(f).filter((v): v is number => v !== undefined)), m(bd('three').map(f).filter((v): v is number => v !== undefined))]);
+      add('workflow start -> first weight scheduled', (b) => b.beforeWeights);
+      for (const k of [...new Set([...kinds('one', 'headByActivity'), ...kinds('three', 'headByActivity')])]) add(`  ${k} (longest cluster)`, (b) => b.headByActivity[k]);
+      for (const w of WEIGHTS) {
+        add(`setWeight ${w}: dispatch (scheduled -> started)`, (b) => b.weights.find((x) => x.weight === w)?.dispatch);
+        add(`setWeight ${w}: run (started -> completed)`, (b) => b.weights.find((x) => x.weight === w)?.run);
+      }
+      add('between weight steps (workflow), summed, per cluster', (b) => b.gaps);
+      add('last weight completed -> workflow end', (b) => b.tail);
+      for (const k of [...new Set([...kinds('one', 'tailByActivity'), ...kinds('three', 'tailByActivity')])]) add(`  ${k} (longest cluster)`, (b) => b.tailByActivity[k]);
+      console.log(`\nwhere Flotilla's time goes (medians from the delivery histories)\n`);
+      console.log(table(breakdownRows));
       console.log('\ngoals: Flotilla 1 cluster <= 1.00 x Argo; 3 clusters <= 1.20 x Argo');
       mkdirSync(path.join(benchRoot, 'reports'), { recursive: true });
       writeFileSync(path.join(benchRoot, 'reports', 'bench-canary-vs-argo.json'), JSON.stringify({ version: argo.argo.version, replicas: REPLICAS, runs, rows }, null, 2));

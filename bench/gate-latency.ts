@@ -27,6 +27,7 @@ import { benchRoot, withBenchStack } from './support/stack.ts';
 import { result, startApi, startEngine } from './support/engine.ts';
 import { healthyAt, startArgoSide } from './support/argo.ts';
 import { load, median, table } from './support/stats.ts';
+import { timeline } from './support/history.ts';
 
 const REPLICAS = 10;
 const WEIGHTS = [10, 20, 30, 40, 50, 60, 70, 80, 90];
@@ -54,6 +55,10 @@ interface Row {
   answered: number;
   applied: number;
   ready: number;
+  /** Flotilla, from the delivery's history (ms after the decision was sent): the update accepted in a workflow task, the weight activities scheduled, the last of them started by its cluster's worker. */
+  accepted?: number;
+  scheduled?: number;
+  started?: number;
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -67,6 +72,7 @@ export async function main(args: string[]): Promise<void> {
       const api = await startApi(engine);
       const ns = 'bench-gate';
       const rows: Row[] = [];
+      const decisions: { row: Row; t0: number; weight: number }[] = [];
       // The canary Deployment in each cluster: every change, with this process's clock.
       const seen = new Map<string, { at: number; replicas: number; ready: number }[]>(clusters.map((c) => [c, []]));
       // Restarted when the API server ends them; a restart reads the Deployment first (a change is seen late, never missed; said on stderr).
@@ -119,12 +125,25 @@ export async function main(args: string[]): Promise<void> {
             if (res.status !== 200) throw new Error(`approve ${gate}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
             const applied = (await until(`${gate}: weight ${WEIGHTS[g]} applied everywhere`, () => everywhere(t0, (e) => e.replicas === want))) - t0;
             const ready = (await until(`${gate}: weight ${WEIGHTS[g]} ready everywhere`, () => everywhere(t0, (e) => e.replicas === want && e.ready === want))) - t0;
-            rows.push({ side: 'flotilla', answered, applied, ready });
+            const row: Row = { side: 'flotilla', answered, applied, ready };
+            rows.push(row);
+            decisions.push({ row, t0, weight: WEIGHTS[g]! });
             process.stderr.write(`flotilla canary ${r + 1}/${canaries} ${gate}: answered ${answered} ms, applied in all ${clusters.length} ${applied} ms, ready ${ready} ms (load ${load()})\n`);
           }
           // The last weight (90) then the promote; no gate after it.
           const s = await result(h);
           if (s.phase !== 'Healthy') throw new Error(`delivery ${h.workflowId} ended ${s.phase}: ${s.message}`);
+          // Where each decision's time went, from the history (the server's clock: the same machine's).
+          const t = await timeline(h);
+          for (const d of decisions.splice(0)) {
+            const accepted = t.updates.find((u) => u.at >= d.t0 - 50);
+            const spans = t.activities.filter((a) => a.type === 'setTrafficWeight' && Number(a.input.weight) === d.weight);
+            if (accepted) d.row.accepted = accepted.at - d.t0;
+            if (spans.length) {
+              d.row.scheduled = Math.min(...spans.map((a) => a.scheduled)) - d.t0;
+              d.row.started = Math.max(...spans.map((a) => a.started ?? a.scheduled)) - d.t0;
+            }
+          }
 
           // --- Argo Rollouts: one rollout, 8 promotes between its pauses ---
           const a0 = performance.now();
@@ -165,7 +184,7 @@ export async function main(args: string[]): Promise<void> {
         await engine.stop();
         await argo.stop();
       }
-      const of = (side: Row['side'], k: keyof Omit<Row, 'side'>) => rows.filter((x) => x.side === side).map((x) => x[k]);
+      const of = (side: Row['side'], k: keyof Omit<Row, 'side'>) => rows.filter((x) => x.side === side && x[k] !== undefined).map((x) => x[k]!);
       const line = (label: string, side: Row['side'], k: keyof Omit<Row, 'side'>) => [label, Math.round(median(of(side, k))), pct(of(side, k), 99), Math.max(...of(side, k))];
       const n = (side: Row['side']) => rows.filter((x) => x.side === side).length;
       console.log(`\ngate decision -> next weight, ${REPLICAS} replicas; Flotilla ${n('flotilla')} decisions over ${clusters.length} clusters (1 wave), Argo Rollouts v${argo.argo.version} ${n('argo')} promotes in 1 cluster (load ${load0} -> ${load()})\n`);
@@ -173,6 +192,9 @@ export async function main(args: string[]): Promise<void> {
         table([
           ['from decision to', 'p50 ms', 'p99 ms', 'max ms'],
           line('Flotilla: POST approve answered', 'flotilla', 'answered'),
+          line('Flotilla: update accepted (history)', 'flotilla', 'accepted'),
+          line('Flotilla: weight activities scheduled (history)', 'flotilla', 'scheduled'),
+          line('Flotilla: last weight activity started (history)', 'flotilla', 'started'),
           line(`Flotilla: weight applied in all ${clusters.length} clusters`, 'flotilla', 'applied'),
           line(`Flotilla: weight ready in all ${clusters.length} clusters`, 'flotilla', 'ready'),
           line('Argo: promote patch answered', 'argo', 'answered'),

@@ -15,9 +15,13 @@
  * The history is therefore that of a first delivery paused at a gate, a little shorter than
  * a canary that has moved weight before its gate (one setTrafficWeight activity, ~6 events).
  *
- *   npm run bench -- paused-canaries [targets] [minutes]   (default 200,500,1000 and 20)
+ * The worker takes FLOTILLA_MAX_CACHED_WORKFLOWS from this process's environment (each delivery
+ * is two workflows held: the delivery and its application's).
+ *
+ *   npm run bench -- paused-canaries [targets] [minutes] [concurrency]   (default 200,500,1000, 20 and 2 starts at a time)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,6 +41,9 @@ const MiB = (b: number) => Math.round(b / 1024 / 1024);
 export async function main(args: string[]): Promise<void> {
   const targets = (args[0] ?? '200,500,1000').split(',').map(Number);
   const limitMs = Number(args[1] ?? 20) * 60_000;
+  // Deliveries started at once: each new workflow's first task costs the one workflow thread CPU, and on a loaded
+  // 2-core machine 8 at once took workflow tasks past 10 s (timed out; the start's update then fails).
+  const concurrency = Number(args[2] ?? 2);
   const began = Date.now();
   const load0 = load();
   await withBenchStack(
@@ -53,6 +60,8 @@ export async function main(args: string[]): Promise<void> {
       const rows: { paused: number; rssMiB: number; workerCpuS: number; historyEvents: number; historyKiB: number; startSeconds: number }[] = [];
       const handles: WorkflowHandle[] = [];
       let stoppedBy = '';
+      let failure: unknown;
+      const limit = pLimit(concurrency);
       try {
         // One delivery first: the worker has bundled its workflows and polls once it completes.
         const warm = await engine.deliver({ namespace: 'bench-paused-warmup', image: `${engine.central}/demo/web:v1`, replicas: 1, placement: { clusters: [clusters[0]!] } });
@@ -60,7 +69,6 @@ export async function main(args: string[]): Promise<void> {
         await sleep(5000);
         const idle = rssBytes(worker.pid!);
         process.stderr.write(`worker pid ${worker.pid}: idle RSS ${MiB(idle)} MiB\n`);
-        const limit = pLimit(8);
         for (const target of targets) {
           if (Date.now() - began > limitMs) {
             stoppedBy = `time limit (${limitMs / 60_000} min) before ${target}`;
@@ -68,7 +76,8 @@ export async function main(args: string[]): Promise<void> {
           }
           const t0 = Date.now();
           const from = handles.length;
-          const started = await Promise.all(
+          // Settled, not Promise.all: a start that fails must not leave others in flight when the connection closes.
+          const settled = await Promise.allSettled(
             Array.from({ length: target - from }, (_, k) =>
               limit(() =>
                 engine.deliver(
@@ -78,12 +87,15 @@ export async function main(args: string[]): Promise<void> {
               ),
             ),
           );
-          handles.push(...started);
+          handles.push(...settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
+          const failed = settled.filter((r) => r.status === 'rejected');
+          if (failed.length) throw new Error(`${failed.length} of ${settled.length} deliveries did not start; the first: ${String((failed[0] as PromiseRejectedResult).reason)}`);
           // Every delivery so far waits at its gate (asked once each until it does).
           let pending = handles.map((h) => h);
           while (pending.length) {
             if (Date.now() - began > limitMs + 10 * 60_000) throw new Error(`${pending.length} deliveries not paused at their gate 10 min past the time limit`);
             const states = await Promise.all(pending.map((h) => limit(async () => ((await h.query(statusQuery).catch(() => undefined)) as DeliveryStatus | undefined))));
+            if (!worker.pid || worker.exitCode !== null) throw new Error(`the worker exited (${worker.exitCode}); its log: ${path.join(dir, 'worker.log')}`);
             const bad = states.find((s) => s && s.phase !== 'Paused' && s.phase !== 'Progressing' && s.phase !== 'Pending');
             if (bad) throw new Error(`a delivery ended ${bad.phase}: ${bad.message}`);
             pending = pending.filter((_, i) => !states[i]?.gates?.some((g) => g.name === 'hold' && g.state === 'Waiting'));
@@ -106,7 +118,7 @@ export async function main(args: string[]): Promise<void> {
           process.stderr.write(`${JSON.stringify(row)}\n`);
         }
         if (!stoppedBy) stoppedBy = 'every target reached';
-        console.log(`\ncanaries paused at a gate on one worker (idle RSS ${MiB(idle)} MiB; load ${load0} -> ${load()}; ${stoppedBy})\n`);
+        console.log(`\ncanaries paused at a gate on one worker (idle RSS ${MiB(idle)} MiB; FLOTILLA_MAX_CACHED_WORKFLOWS ${process.env.FLOTILLA_MAX_CACHED_WORKFLOWS ?? 'unset (the SDK default)'}; load ${load0} -> ${load()}; ${stoppedBy})\n`);
         console.log(
           table([
             ['paused deliveries', 'worker RSS MiB', 'RSS per delivery KiB', 'worker CPU s (total)', 'history events (median)', 'history KiB (median)', 'time to pause this batch s'],
@@ -116,11 +128,19 @@ export async function main(args: string[]): Promise<void> {
         console.log('\ngoal: 1,000 paused canaries under 1 GB of worker memory');
         mkdirSync(path.join(benchRoot, 'reports'), { recursive: true });
         writeFileSync(path.join(benchRoot, 'reports', 'bench-paused-canaries.json'), JSON.stringify({ idleMiB: MiB(idle), stoppedBy, rows }, null, 2));
+      } catch (err) {
+        failure = err;
+        process.stderr.write(`paused-canaries failed: ${(err as Error).stack ?? String(err)}\nthe worker's log is kept: ${path.join(dir, 'worker.log')}\n`);
+        throw err;
       } finally {
-        await Promise.all(handles.map((h) => h.terminate('benchmark over').catch(() => undefined)));
-        worker.kill('SIGTERM');
+        await Promise.all(handles.map((h) => limit(() => h.terminate('benchmark over').catch(() => undefined))));
+        if (worker.exitCode === null && worker.signalCode === null) {
+          const exited = once(worker, 'exit');
+          worker.kill('SIGTERM');
+          await exited;
+        }
         await engine.stop();
-        rmSync(dir, { recursive: true, force: true });
+        if (!failure) rmSync(dir, { recursive: true, force: true });
       }
     },
     { parts: 'all' },

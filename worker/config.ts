@@ -15,6 +15,9 @@
  *   FLOTILLA_SHUTDOWN_GRACE_MS   how long running activities may finish on shutdown (default 10000)
  *   FLOTILLA_PROTECTED_NAMESPACES comma list of namespaces never written into, besides every kube-* one
  *   FLOTILLA_REGISTRY_CREDENTIALS the registry credentials file (keyed by host, mode 0600); none: anonymous
+ *   FLOTILLA_MAX_CACHED_WORKFLOWS workflows the hub keeps in memory between their tasks (default: the SDK's,
+ *                                about 600 per GiB of heap); one evicted is replayed from its history at its
+ *                                next task (a gate's decision), which bounds the worker's memory
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -70,6 +73,8 @@ export const WorkerConfigSchema = z
       .min(0)
       .max(3_600_000)
       .default(10_000),
+    /** Workflows kept in memory between their tasks (Temporal's sticky cache); undefined: the SDK's default. */
+    maxCachedWorkflows: z.coerce.number({ error: 'must be a number of workflows' }).int().min(0).max(100_000).optional(),
     /** The registry credentials file (activities/registry/credentials.ts), read by this worker only. */
     registryCredentialsPath: z.string().trim().min(1).optional(),
     /** Namespaces this worker never writes into, whatever the hub asks (besides every kube-* one). */
@@ -101,6 +106,7 @@ const envNames: Record<string, string> = {
   shutdownGraceMs: 'FLOTILLA_SHUTDOWN_GRACE_MS',
   protectedNamespaces: 'FLOTILLA_PROTECTED_NAMESPACES',
   registryCredentialsPath: 'FLOTILLA_REGISTRY_CREDENTIALS',
+  maxCachedWorkflows: 'FLOTILLA_MAX_CACHED_WORKFLOWS',
 };
 
 export class ConfigError extends Error {
@@ -129,6 +135,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (v('FLOTILLA_SHUTDOWN_GRACE_MS')) out.shutdownGraceMs = v('FLOTILLA_SHUTDOWN_GRACE_MS');
   if (v('FLOTILLA_PROTECTED_NAMESPACES')) out.protectedNamespaces = v('FLOTILLA_PROTECTED_NAMESPACES');
   if (v('FLOTILLA_REGISTRY_CREDENTIALS')) out.registryCredentialsPath = v('FLOTILLA_REGISTRY_CREDENTIALS');
+  if (v('FLOTILLA_MAX_CACHED_WORKFLOWS')) out.maxCachedWorkflows = v('FLOTILLA_MAX_CACHED_WORKFLOWS');
   return out;
 }
 

@@ -12,6 +12,7 @@ import { FailureType } from '../../model/reasons.ts';
 import { currentCallSignal, type ClusterClients } from '../kubernetes/clients.ts';
 import { httpStatusOf, kube } from '../kubernetes/errors.ts';
 import { objectPath, readObject, serverSideApply } from '../kubernetes/objects.ts';
+import { Reflector } from '../kubernetes/watch.ts';
 import type { SideState } from './types.ts';
 
 export const deploymentRef = (namespace: string, name: string): ObjectRef => ({ apiVersion: 'apps/v1', kind: 'Deployment', name, namespace });
@@ -100,11 +101,16 @@ export function sideOf(name: string, d: KubeObject | undefined): SideState {
   return { deployment: name, exists: d !== undefined, replicas: spec.replicas ?? 0, readyReplicas: status.readyReplicas ?? 0 };
 }
 
-/** Whether a Deployment has settled at `want` replicas, all of them ready and of its current template. */
-function settled(d: KubeObject, want: number): boolean {
+/**
+ * Whether a Deployment has settled at `want` replicas, all of them ready and of its current
+ * template: its spec asks for `want` (a watched copy from before our scale does not count)
+ * and the controller has observed that spec.
+ */
+export function settled(d: KubeObject, want: number): boolean {
   const status = (d.status ?? {}) as DeploymentStatus;
   const generation = d.metadata.generation as number | undefined;
   return (
+    ((d.spec ?? {}) as { replicas?: number }).replicas === want &&
     (status.observedGeneration ?? 0) >= (generation ?? 0) &&
     (status.replicas ?? 0) === want &&
     (status.readyReplicas ?? 0) === want &&
@@ -112,45 +118,104 @@ function settled(d: KubeObject, want: number): boolean {
   );
 }
 
-const sleep = (ms: number) =>
-  new Promise<void>((resolve, reject) => {
+/**
+ * The Deployments of one namespace as the API server holds them, kept current by a watch
+ * (kubernetes/watch.ts: list, then watch from that version), for the waits of one activity:
+ * a side that settles is seen within milliseconds of the controller's status update, not at
+ * the next poll. Stopped by `close()` or when the activity is cancelled.
+ */
+export class DeploymentWatch {
+  readonly #c: ClusterClients;
+  readonly #namespace: string;
+  readonly #reflector: Reflector<KubeObject>;
+  readonly #stop: AbortController;
+  readonly #waiters = new Set<() => void>();
+
+  private constructor(c: ClusterClients, namespace: string) {
+    this.#c = c;
+    this.#namespace = namespace;
+    this.#stop = new AbortController();
+    const call = currentCallSignal();
+    const signal = call ? AbortSignal.any([call, this.#stop.signal]) : this.#stop.signal;
+    this.#reflector = new Reflector<KubeObject>(c, `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/deployments`, { watchSeconds: 60 }, () => this.#changed(), signal);
+  }
+
+  /** Lists the namespace's Deployments (errors reach the caller) and keeps watching them. */
+  static async open(c: ClusterClients, namespace: string): Promise<DeploymentWatch> {
+    const w = new DeploymentWatch(c, namespace);
+    await w.#reflector.start();
+    return w;
+  }
+
+  /** The Deployment as last seen (a list item: no apiVersion/kind of its own, so they are set here). */
+  get(name: string): KubeObject | undefined {
+    const d = this.#reflector.items.get(name);
+    return d ? { ...d, apiVersion: 'apps/v1', kind: 'Deployment' } : undefined;
+  }
+
+  #changed(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /**
+   * Resolves once `done` holds for the Deployment `name` (undefined while it does not exist);
+   * RolloutTimeout (non-retryable: the workflow decides) after `timeoutMs`, naming what it saw.
+   * Rejects with the activity's cancellation at once.
+   */
+  until(name: string, done: (d: KubeObject | undefined) => boolean, timeoutMs: number, describe: (d: KubeObject | undefined) => string, progress: (d: KubeObject | undefined) => void = () => undefined): Promise<KubeObject | undefined> {
     const signal = currentCallSignal();
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(done, ms);
-    function done() {
-      signal?.removeEventListener('abort', abort);
-      resolve();
-    }
-    function abort() {
-      clearTimeout(t);
-      reject(signal!.reason as Error);
-    }
-    signal?.addEventListener('abort', abort, { once: true });
-  });
+    return new Promise((resolve, reject) => {
+      const finish = (fn: () => void) => {
+        this.#waiters.delete(check);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', aborted);
+        fn();
+      };
+      const check = () => {
+        const d = this.get(name);
+        progress(d);
+        if (done(d)) finish(() => resolve(d));
+      };
+      const aborted = () => finish(() => reject(signal!.reason as Error));
+      const timer = setTimeout(() => {
+        const ref = deploymentRef(this.#namespace, name);
+        finish(() =>
+          reject(
+            ApplicationFailure.create({
+              type: FailureType.RolloutTimeout,
+              nonRetryable: true,
+              message: `cluster "${this.#c.cluster}": ${describeObject(ref)} ${describe(this.get(name))} after ${Math.round(timeoutMs / 1000)}s`,
+              details: [{ cluster: this.#c.cluster, ref }],
+            }),
+          ),
+        );
+      }, timeoutMs);
+      if (signal?.aborted) return aborted();
+      signal?.addEventListener('abort', aborted, { once: true });
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  close(): void {
+    this.#stop.abort();
+  }
+}
 
 /**
- * Waits until the Deployment runs exactly `want` ready replicas of its current template
- * (polling; the activity heartbeats meanwhile). RolloutTimeout (non-retryable: the
- * workflow decides whether to abort) after `timeoutMs`, naming what it saw.
+ * Waits until the Deployment runs exactly `want` ready replicas of its current template, as
+ * its status says (a pod being deleted no longer counts in it, nor is it a ready endpoint):
+ * watched, the activity heartbeating meanwhile. RolloutTimeout after `timeoutMs`.
  */
-export async function waitSettled(c: ClusterClients, namespace: string, name: string, want: number, timeoutMs: number, progress: (s: SideState) => void = () => undefined): Promise<SideState> {
-  const ref = deploymentRef(namespace, name);
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const d = await mustRead(c, ref);
-    const side = sideOf(name, d);
-    progress(side);
-    if (settled(d, want)) return side;
-    if (Date.now() > end) {
-      throw ApplicationFailure.create({
-        type: FailureType.RolloutTimeout,
-        nonRetryable: true,
-        message: `cluster "${c.cluster}": ${describeObject(ref)} has ${side.readyReplicas} of ${want} replicas ready after ${Math.round(timeoutMs / 1000)}s`,
-        details: [{ cluster: c.cluster, ref, want, ready: side.readyReplicas }],
-      });
-    }
-    await sleep(250);
-  }
+export async function waitSettled(w: DeploymentWatch, name: string, want: number, timeoutMs: number, progress: (s: SideState) => void = () => undefined): Promise<SideState> {
+  const d = await w.until(
+    name,
+    (o) => o !== undefined && settled(o, want),
+    timeoutMs,
+    (o) => (o ? `has ${sideOf(name, o).readyReplicas} of ${want} replicas ready` : 'does not exist'),
+    (o) => progress(sideOf(name, o)),
+  );
+  return sideOf(name, d);
 }
 
 /** Whether an object is one a canary of `target` added for `owner` (Flotilla made it for this application, for this Deployment). */

@@ -20,7 +20,7 @@ import type { StackInfo } from '../../stack/types.ts';
 import { parseConfig } from '../../worker/config.ts';
 import { inventoryFromStack } from '../../worker/inventory-from-stack.ts';
 import { createLogger } from '../../worker/logger.ts';
-import { startWorkers, WORKFLOWS_PATH, type WorkersHandle } from '../../worker/main.ts';
+import { startWorkers, WORKFLOW_PRELOAD_MODULES, WORKFLOWS_PATH, type WorkersHandle } from '../../worker/main.ts';
 import { HUB_TASK_QUEUE } from '../../workflows/messages.ts';
 
 export interface Engine {
@@ -45,7 +45,7 @@ export async function startEngine(stack: StackInfo, opts: { workers?: boolean } 
   let workers: WorkersHandle | undefined;
   if (opts.workers !== false) {
     const config = parseConfig({ temporal: { address: stack.temporal.address, namespace: stack.temporal.namespace }, inventoryPath: '(given)', logLevel: 'silent' });
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('ERROR') });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, preloadModules: WORKFLOW_PRELOAD_MODULES, logger: new DefaultLogger('ERROR') });
     workers = await startWorkers(config, { inventory, logger: createLogger('silent'), workflowBundle });
   }
   const connection = await Connection.connect({ address: stack.temporal.address });

@@ -30,9 +30,13 @@ export async function withBenchStack<T>(
   const portBase = Number(process.env.FLOTILLA_BENCH_PORT_BASE ?? 22000);
   const log = opts.log ?? ((line: string) => process.stderr.write(`[bench-stack] ${line}\n`));
   const sopts = { dataDir, portBase, log, ...(opts.fleetFile ? { fleetFile: opts.fleetFile } : {}) };
-  await down({ ...sopts, purge: true });
+  // FLOTILLA_BENCH_KEEP=1 (engine benchmarks): start what is not running, leave it running at the end, so
+  // runs in a row skip the stack's 30-40 s start (stop it with `FLOTILLA_STACK_DIR=<dir> npm run stack -- down`).
+  const keep = process.env.FLOTILLA_BENCH_KEEP === '1' && opts.parts === 'all';
+  if (!keep) await down({ ...sopts, purge: true });
   const cfg = resolveConfig(sopts);
   const stop = async () => {
+    if (keep) return;
     if (opts.parts === 'all') await down(sopts);
     else await Promise.all(cfg.fleet.registries.map((r) => registryDown(cfg, r.name)));
   };

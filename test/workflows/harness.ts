@@ -35,6 +35,7 @@ import { applicationWorkflowId } from '../../workflows/messages.ts';
 import { replicaSplit, weightOf, type CanaryTarget } from '../../model/canary.ts';
 import type { TrafficState } from '../../activities/routing/types.ts';
 import { startUnderLock } from '../../api/lock.ts';
+import { WORKFLOW_PRELOAD_MODULES } from '../../worker/main.ts';
 import type { Inventory } from '../../model/inventory.ts';
 
 export { quietRuntime };
@@ -42,6 +43,8 @@ export { quietRuntime };
 export async function bundle(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: new URL('../../workflows/index.ts', import.meta.url).pathname,
+    // As the worker bundles them (worker/main.ts), so these tests run what it runs.
+    preloadModules: WORKFLOW_PRELOAD_MODULES,
     logger: new DefaultLogger('WARN'),
   });
 }

@@ -12,11 +12,11 @@
  * there) has nothing to compare against: it is deployed whole, its weight
  * steps are skipped, and `promote` waits for it to be ready.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { canaryObjects, canaryTarget, hasStableTrack, RouterKind, routerKind, withStableTrack, type CanaryScale, type CanaryTarget, type TrafficRouting } from '../../model/canary.ts';
 import { PlanError, refKey, refOf, type KubeObject, type PlanStep } from '../../model/index.ts';
 import type { RunContext } from '../context.ts';
-import { waitFor } from './wait.ts';
+import { observedOf, waitFor } from './wait.ts';
 
 export interface CanaryCluster {
   target: CanaryTarget;
@@ -156,6 +156,8 @@ export async function promoteStep(x: RunContext, cluster: string): Promise<void>
   x.state.setCluster(cluster, 'Healthy', `promoted: ${main ? `${main.readyReplicas ?? 0}/${main.replicas ?? 0} ready` : 'applied'}`, {
     weight: 100,
     ...(main ? { readyReplicas: main.readyReplicas ?? 0 } : {}),
+    // What the promoted Deployment runs, as its wait saw it ready: the conclusion need not read it back again.
+    ...(main && patched('canary-promote-observed') ? { observed: observedOf(main, x.state.now()) } : {}),
     ...(main?.revision !== undefined ? { revision: main.revision } : {}),
   });
   delete x.state.cluster(cluster).failureType;
