@@ -105,7 +105,9 @@ export function createFleetActivities(deps: FleetDeps): FleetActivities {
       const c = client();
       const fleet = inv().clusters.map(toClusterInfo);
       const out: PlacedApp[] = [];
-      for await (const w of c.workflow.list({ query: `WorkflowType = '${APPLICATION_WORKFLOW}' AND ExecutionStatus = 'Running'` })) {
+      // Applications served by this hub's queue (one fleet per Temporal namespace and hub queue).
+      const queue = Context.current().info.taskQueue;
+      for await (const w of c.workflow.list({ query: `WorkflowType = '${APPLICATION_WORKFLOW}' AND ExecutionStatus = 'Running' AND TaskQueue = '${queue}'` })) {
         Context.current().heartbeat();
         let s: AppState;
         try {
@@ -179,7 +181,8 @@ export function createFleetActivities(deps: FleetDeps): FleetActivities {
     async tellDeliveries({ cluster, failed, reason }) {
       const c = client();
       let n = 0;
-      for await (const w of c.workflow.list({ query: `WorkflowType = '${DELIVERY_WORKFLOW}' AND ExecutionStatus = 'Running'` })) {
+      const queue = Context.current().info.taskQueue;
+      for await (const w of c.workflow.list({ query: `WorkflowType = '${DELIVERY_WORKFLOW}' AND ExecutionStatus = 'Running' AND TaskQueue = '${queue}'` })) {
         try {
           await c.workflow.getHandle(w.workflowId).signal(clusterVerdictSignal, { cluster, failed, reason });
           n++;

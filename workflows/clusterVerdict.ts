@@ -12,7 +12,7 @@
  * cluster step through `guardCluster(x, cluster, ...)`. No new commands are issued unless a verdict
  * arrives, so recorded histories replay as before.
  */
-import { ApplicationFailure, CancellationScope, defineSignal, isCancellation, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, defineSignal, setHandler } from '@temporalio/workflow';
 import { FailureType } from '../model/reasons.ts';
 
 export interface ClusterVerdict {
@@ -63,8 +63,9 @@ export async function guardCluster<T>(key: object, cluster: string, fn: () => Pr
     return await scope.run(fn);
   } catch (err) {
     const reason = v.failed.get(cluster);
-    // Cancelled by a verdict (not by an abort or rollback of the delivery, which cancel the outer scope).
-    if (isCancellation(err) && reason !== undefined && !CancellationScope.current().consideredCancelled) throw declared(cluster, reason);
+    // Stopped by a verdict (not by an abort or rollback of the delivery, which cancel the outer scope): however the
+    // step ended (cancelled, or timed out while its cancellation was waited for), the cluster was declared failed.
+    if (scope.consideredCancelled && reason !== undefined && !CancellationScope.current().consideredCancelled) throw declared(cluster, reason);
     throw err;
   } finally {
     set.delete(scope);

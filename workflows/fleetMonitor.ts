@@ -29,7 +29,7 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import { Health, newHealth, observeProbe, probeTiming, type ClusterInfo, type FailoverSettings, type ProbeTiming } from '../model/index.ts';
+import { defaultFailoverSettings, Health, newHealth, observeProbe, probeTiming, type ClusterInfo, type FailoverSettings, type ProbeTiming } from '../model/index.ts';
 import type { FleetActivities, ProbeActivities } from '../activities/fleet.ts';
 import type { clusterFailover } from './failover.ts';
 import {
@@ -46,6 +46,8 @@ import {
 
 export interface MonitorState {
   startedAt: string;
+  /** The settings last read from the inventory (answered by queries before the first read of a run). */
+  settings?: FailoverSettings;
   clusters: Record<string, ClusterView>;
   events: FleetEvent[];
 }
@@ -69,8 +71,8 @@ export async function fleetMonitor(input: FleetMonitorInput = {}): Promise<void>
   const st: MonitorState = input.state ?? { startedAt: iso(), clusters: {}, events: [] };
   const maxHistory = input.maxHistory ?? 2000;
   let fleet: ClusterInfo[] = [];
-  let settings: FailoverSettings;
-  let timing: ProbeTiming;
+  let settings: FailoverSettings = st.settings ?? defaultFailoverSettings();
+  let timing: ProbeTiming = probeTiming(settings);
   let refreshedAt = 0;
   /** Children being started and activities sent without waiting: finished before continuing as new. */
   let inFlight = 0;
@@ -80,6 +82,7 @@ export async function fleetMonitor(input: FleetMonitorInput = {}): Promise<void>
     const r = await hub.fleetSettings();
     fleet = r.clusters;
     settings = r.settings;
+    st.settings = settings;
     timing = probeTiming(settings);
     refreshedAt = now();
     for (const c of fleet) {
@@ -90,7 +93,6 @@ export async function fleetMonitor(input: FleetMonitorInput = {}): Promise<void>
     for (const name of Object.keys(st.clusters)) if (!fleet.some((c) => c.name === name) && !st.clusters[name]!.failover) delete st.clusters[name];
     probes.clear();
   }
-  await refresh();
 
   const event = (cluster: string, what: string, who = 'flotilla', comment?: string) => {
     st.events = [{ at: iso(), cluster, what, who, ...(comment ? { comment } : {}) }, ...st.events].slice(0, KEEP_EVENTS);
@@ -263,6 +265,9 @@ export async function fleetMonitor(input: FleetMonitorInput = {}): Promise<void>
       recovered(c.name);
     }
   }
+
+  // Handlers are set before the first await: a query or an SRE's action right after continue-as-new is answered.
+  await refresh();
 
   const historyLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxHistory;
   while (!historyLong()) {
