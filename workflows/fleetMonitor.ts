@@ -60,7 +60,7 @@ export interface FleetMonitorInput {
 
 const KEEP_EVENTS = 100;
 /** The inventory is read again this often (clusters added or removed, settings changed). */
-const REFRESH_MS = 60_000;
+const REFRESH_MS = 10_000;
 
 const hubOptions: ActivityOptions = { startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumInterval: '5s' } };
 
