@@ -167,6 +167,8 @@ export function observeProbe(prev: ClusterHealthState, probe: ProbeResult, t: Pr
 /** What a failover keeps of an application to put it back: its placement and the failed clusters' own overrides. */
 export interface Restorable {
   placement: Placement;
+  /** The clusters the failover took out (their overrides in the moved spec are replaced by these). */
+  clusters: string[];
   overrides: Record<string, Override>;
 }
 
@@ -188,9 +190,10 @@ export type FailoverPlan =
  * names: an application confined to cn-north and cn-south never lands elsewhere), the failed clusters'
  * overrides dropped, one wave, and the total replicas divided over what is left (`divided`; a `duplicated`
  * application has nothing missing elsewhere). `image`, when given, replaces the spec's (the version's pinned
- * reference: a tag moved since is not deployed by a failover).
+ * reference: a tag moved since is not deployed by a failover). Failed clusters in `empty` can still be
+ * reached (drained): they stay placed with 0 replicas, so what ran there stops once the others run it.
  */
-export function failoverPlan(spec: AppSpec, fleet: readonly ClusterInfo[], failed: ReadonlySet<string>, image?: string): FailoverPlan {
+export function failoverPlan(spec: AppSpec, fleet: readonly ClusterInfo[], failed: ReadonlySet<string>, image?: string, empty: ReadonlySet<string> = new Set()): FailoverPlan {
   let placed: ClusterInfo[];
   try {
     placed = resolvePlacement(spec.placement, fleet);
@@ -202,15 +205,20 @@ export function failoverPlan(spec: AppSpec, fleet: readonly ClusterInfo[], faile
   const left = placed.filter((c) => !failed.has(c.name));
   if (left.length === 0) return { kind: 'skip', reason: `its placement allows no healthy cluster (placed: ${placed.map((c) => c.name).join(', ')})` };
   if (spec.distribution === 'duplicated') return { kind: 'skip', reason: 'distribution duplicated: every other cluster already runs the full count' };
-  const overrides = Object.fromEntries(Object.entries(spec.overrides).filter(([c]) => !failed.has(c)));
+  const emptied = lost.filter((c) => empty.has(c.name));
+  const overrides = {
+    ...Object.fromEntries(Object.entries(spec.overrides).filter(([c]) => !failed.has(c))),
+    ...Object.fromEntries(emptied.map((c) => [c.name, { replicas: 0 }])),
+  };
   const moved: AppSpec = {
     ...spec,
     ...(image && !spec.source ? { image } : {}),
-    placement: { clusters: left.map((c) => c.name) },
+    placement: { clusters: placed.filter((c) => !failed.has(c.name) || empty.has(c.name)).map((c) => c.name) },
     overrides,
   };
   const restore: Restorable = {
     placement: spec.placement,
+    clusters: lost.map((c) => c.name),
     overrides: Object.fromEntries(Object.entries(spec.overrides).filter(([c]) => failed.has(c))),
   };
   if (spec.replicas === undefined) {
@@ -220,8 +228,9 @@ export function failoverPlan(spec: AppSpec, fleet: readonly ClusterInfo[], faile
   try {
     const eff = (cs: readonly ClusterInfo[], app: AppSpec) => Object.fromEntries(cs.map((c) => [c.name, effectiveOverride(app, c)]));
     const before = replicasByCluster(spec.replicas, placed, eff(placed, spec), spec.distribution);
-    const after = replicasByCluster(spec.replicas, left, eff(left, moved), moved.distribution);
-    if (Object.values(after).every((n, i) => n === before[left[i]!.name])) {
+    const target = [...left, ...emptied];
+    const after = replicasByCluster(spec.replicas, target, eff(target, moved), moved.distribution);
+    if (left.every((c) => after[c.name] === before[c.name])) {
       return { kind: 'skip', reason: `the clusters left keep their fixed replicas (${left.map((c) => `${c.name} ${after[c.name]}`).join(', ')}): nothing can move` };
     }
     return { kind: 'move', spec: moved, before, after, to: left.map((c) => c.name), restore };
@@ -238,11 +247,12 @@ export function failoverPlan(spec: AppSpec, fleet: readonly ClusterInfo[], faile
  */
 export function failbackSpec(current: AppSpec, failedOverPlacement: Placement, restore: Restorable, image?: string): AppSpec | undefined {
   if (JSON.stringify(current.placement) !== JSON.stringify(failedOverPlacement)) return undefined;
+  const kept = Object.fromEntries(Object.entries(current.overrides).filter(([c]) => !(restore.clusters ?? []).includes(c)));
   return {
     ...current,
     ...(image && !current.source ? { image } : {}),
     placement: restore.placement,
-    overrides: { ...current.overrides, ...restore.overrides },
+    overrides: { ...kept, ...restore.overrides },
   };
 }
 

@@ -61,17 +61,19 @@ export async function clusterFailover(input: ClusterFailoverInput): Promise<AppM
   let moves: AppMove[];
   if (input.kind === 'failover') {
     const apps = await hub.placedApplications({ cluster: input.cluster });
+    const toSet = new Set<string>();
     const work: { move: AppMove; spec?: PlacedApp['spec'] }[] = apps.map((a) => {
       const app = `${a.namespace}/${a.name}`;
-      const plan = failoverPlan(a.spec, fleet, failed, a.image);
+      const plan = failoverPlan(a.spec, fleet, failed, a.image, new Set(input.drained ?? []));
       if (plan.kind === 'skip') return { move: { app, phase: 'Skipped', message: plan.reason } };
+      plan.to.forEach((c) => toSet.add(c));
       return {
         move: { app, phase: 'Pending', message: `to ${plan.to.join(', ')}`, before: plan.before, after: plan.after, placement: plan.spec.placement, restore: plan.restore },
         spec: plan.spec,
       };
     });
     moves = work.map((w) => w.move);
-    const to = [...new Set(work.flatMap((w) => (w.spec ? Object.keys(w.move.after ?? {}).length ? Object.keys(w.move.after!) : (w.move.placement && 'clusters' in w.move.placement ? w.move.placement.clusters : []) : [])))];
+    const to = [...toSet];
     if (to.length > 0) {
       // The hook first: the failed cluster serves nobody, the others are about to take its share.
       await steer

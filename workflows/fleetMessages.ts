@@ -96,6 +96,8 @@ export interface ClusterFailoverInput {
   reason: string;
   /** Every cluster failed or drained now: none of them takes replicas. */
   failed: string[];
+  /** Of those, the drained ones (reachable): their replicas go to 0 once the others run them. */
+  drained?: string[];
   settings: FailoverSettings;
   /** failback: the moves of the failover it undoes. */
   moves?: AppMove[];

@@ -116,7 +116,7 @@ export async function fleetMonitor(input: FleetMonitorInput = {}): Promise<void>
     background(
       startChild<typeof clusterFailover>(CLUSTER_FAILOVER_WORKFLOW, {
         workflowId: id,
-        args: [{ id, kind, cluster, reason, failed: kind === 'failover' ? unavailable(cluster) : unavailable(cluster).filter((c) => c !== cluster), settings, ...(kind === 'failback' ? { moves: rec.failover!.apps } : {}), reportTo: workflowInfo().workflowId }],
+        args: [{ id, kind, cluster, reason, failed: kind === 'failover' ? unavailable(cluster) : unavailable(cluster).filter((c) => c !== cluster), drained: Object.values(st.clusters).filter((c) => c.drained).map((c) => c.cluster), settings, ...(kind === 'failback' ? { moves: rec.failover!.apps } : {}), reportTo: workflowInfo().workflowId }],
         // It outlives this run (continue-as-new) and reports its end by a signal.
         parentClosePolicy: ParentClosePolicy.ABANDON,
       }).catch((err: unknown) => {
@@ -150,7 +150,7 @@ export async function fleetMonitor(input: FleetMonitorInput = {}): Promise<void>
     const summary = d.apps.map((a) => `${a.app} ${a.phase}`).join(', ') || 'no application placed there';
     if (d.kind === 'failover' && rec.failover.id === d.id) {
       rec.failover.apps = d.apps;
-      rec.failover.to = [...new Set(d.apps.flatMap((a) => Object.keys(a.after ?? {})))];
+      rec.failover.to = [...new Set(d.apps.flatMap((a) => Object.entries(a.after ?? {}).filter(([, n]) => n > 0).map(([c]) => c)))];
       rec.failover.phase = 'FailedOver';
       rec.failover.finishedAt = d.at;
       event(d.cluster, `failed over: ${summary}`);

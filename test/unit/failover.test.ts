@@ -154,6 +154,16 @@ describe('failover plan', () => {
     );
   });
 
+  it('a drained (reachable) cluster stays placed with 0 replicas, so what ran there stops; failback takes the 0 away', () => {
+    const a = app({ overrides: { tianjin: { env: { A: '1' } } } });
+    const p = failoverPlan(a, fleet, new Set(['tianjin']), undefined, new Set(['tianjin']));
+    expect(p).toMatchObject({ kind: 'move', before: { beijing: 2, tianjin: 2, shenzhen: 2, 'cloud-hk': 2 }, after: { beijing: 4, tianjin: 0, shenzhen: 2, 'cloud-hk': 2 }, to: ['beijing', 'shenzhen', 'cloud-hk'] });
+    if (p.kind !== 'move') return;
+    expect(p.spec.placement).toEqual({ clusters: ['beijing', 'tianjin', 'shenzhen', 'cloud-hk'] });
+    expect(p.spec.overrides).toEqual({ tianjin: { replicas: 0 } });
+    expect(failbackSpec(p.spec, p.spec.placement, p.restore)?.overrides).toEqual({ tianjin: { env: { A: '1' } } });
+  });
+
   it('failback leaves an application alone whose placement a later delivery changed', () => {
     const p = failoverPlan(app({}), fleet, new Set(['beijing']));
     if (p.kind !== 'move') throw new Error('expected a move');

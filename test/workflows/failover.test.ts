@@ -174,7 +174,7 @@ describe('fleet monitor: SRE actions and approval', () => {
     await act('shenzhen', 'drain');
     expect(await refusal(act('shenzhen', 'drain'))).toMatchObject({ type: 'ActionNotApplicable' });
     await eventually(r.view, (v) => v.clusters.shenzhen?.failover?.phase === 'FailedOver', 30_000);
-    expect(replicas(r.fleet, ns)).toMatchObject({ beijing: 6, 'cloud-hk': 0 });
+    expect(replicas(r.fleet, ns)).toEqual({ beijing: 6, shenzhen: 0, 'cloud-hk': 0 }); // reachable: emptied, not just bypassed
     await act('shenzhen', 'undrain');
     await eventually(r.view, (v) => !v.clusters.shenzhen?.failover && v.clusters.shenzhen?.drained === false, 30_000);
     expect(replicas(r.fleet, ns)).toEqual({ beijing: 4, shenzhen: 2, 'cloud-hk': 0 });
