@@ -6,8 +6,8 @@
  * sinks of a notify configuration file (FLOTILLA_TRAFFIC_STEERING on the worker), with the notify
  * activity's retry and signature rules.
  *
- * When it is called: on failover, before the replicas move (the failed cluster serves nobody anyway);
- * on failback, after the replicas are back and ready.
+ * When it is called: on failover, as the replicas start moving (the failed cluster serves nobody anyway;
+ * a hook that is down never holds a move); on failback, after the replicas are back and ready.
  */
 import type { Logger } from 'pino';
 import { createNotifyActivities, loadNotifyConfig, type NotifyConfig } from './notify/index.ts';

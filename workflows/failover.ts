@@ -14,7 +14,7 @@
  * ends or pauses soon), then the application is recorded Skipped (DeliveryInProgress) and left as it
  * is: its own delivery decides (retry, skip, rollback).
  *
- * The traffic-steering hook is called before a failover moves anything and after a failback is done.
+ * The traffic-steering hook is called when a failover starts moving (beside the moves) and after a failback is done.
  * The end is reported to the monitor by a signal (it may have continued as new meanwhile).
  */
 import { getExternalWorkflowHandle, proxyActivities, workflowInfo } from '@temporalio/workflow';
@@ -74,13 +74,14 @@ export async function clusterFailover(input: ClusterFailoverInput): Promise<AppM
     });
     moves = work.map((w) => w.move);
     const to = [...toSet];
-    if (to.length > 0) {
-      // The hook first: the failed cluster serves nobody, the others are about to take its share.
-      await steer
-        .steerTraffic({ type: 'cluster.failedOver', id: `${id}/failedOver`, at: at(), cluster: input.cluster, to, reason: input.reason, apps: work.filter((w) => w.spec).map((w) => w.move.app) })
-        .catch(() => undefined);
-    }
-    await Promise.all(work.filter((w) => w.spec).map((w) => deliver(w.move, w.spec!, `failover of ${input.cluster}: ${input.reason}`)));
+    // The hook at once, beside the moves (the failed cluster serves nobody; a hook that is down never holds a move).
+    const hook =
+      to.length > 0
+        ? steer
+            .steerTraffic({ type: 'cluster.failedOver', id: `${id}/failedOver`, at: at(), cluster: input.cluster, to, reason: input.reason, apps: work.filter((w) => w.spec).map((w) => w.move.app) })
+            .catch(() => undefined)
+        : Promise.resolve();
+    await Promise.all([hook, ...work.filter((w) => w.spec).map((w) => deliver(w.move, w.spec!, `failover of ${input.cluster}: ${input.reason}`))]);
   } else {
     moves = [];
     await Promise.all(

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import request from 'supertest';
 import { fault, resolveConfig } from '../../stack/index.ts';
 import { temporalDown, temporalUp } from '../../stack/temporal.ts';
+import { portOpen } from '../../stack/net.ts';
 import type { StackInfo } from '../../stack/types.ts';
 import { replicasByCluster, toClusterInfo, type ClusterInfo } from '../../model/index.ts';
 import { FailoverRig, waitFor } from '../support/failover-rig.ts';
@@ -154,6 +155,9 @@ describe('failover on the real stack', () => {
     await rig.stopWorkers();
     const cfg = resolveConfig(stackOpts());
     await temporalDown(cfg);
+    // The dev server's ports go free a moment after its process has ended.
+    const temporalPorts = [0, 1, 2, 3].map((i) => cfg.portBase + i);
+    await waitFor('Temporal ports free', 30_000, async () => ((await Promise.all(temporalPorts.map((p) => portOpen(p, 300)))).some(Boolean) ? undefined : true));
     await temporalUp(cfg, () => undefined);
     rig.settings = { ...rig.settings, failback: 'approval' };
     await rig.startWorkers();
