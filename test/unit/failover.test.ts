@@ -19,6 +19,8 @@ import {
   type ProbeTiming,
 } from '../../model/index.ts';
 import { fleet } from '../support/fleet.ts';
+import { openApiDocument } from '../../api/openapi.ts';
+import { clusterRouteTable } from '../../api/clusters.ts';
 
 const t: ProbeTiming = { intervalMs: 5000, timeoutMs: 2000, failureThreshold: 3, successThreshold: 3, cooldownMs: 30_000 };
 
@@ -170,5 +172,18 @@ describe('failover plan', () => {
     expect(failbackSpec({ ...p.spec, placement: { clusters: ['shenzhen'] } }, p.spec.placement, p.restore)).toBeUndefined();
     // A newer version delivered with the failover's placement: failback keeps its image.
     expect(failbackSpec({ ...p.spec, image: 'reg/web:v2' }, p.spec.placement, p.restore)?.image).toBe('reg/web:v2');
+  });
+});
+
+describe('the cluster routes in the OpenAPI document', () => {
+  it('lists GET /v1/clusters and POST /v1/clusters/{name}/actions with their answers and the action schema', () => {
+    const doc = openApiDocument() as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>>; components: { schemas: Record<string, { properties?: Record<string, { enum?: string[] }> }> } };
+    for (const r of clusterRouteTable) {
+      const op = doc.paths[r.path.replace(/:(\w+)/g, '{$1}')]?.[r.method];
+      expect(op, `${r.method} ${r.path}`).toBeDefined();
+      expect(Object.keys(op!.responses)).toEqual(expect.arrayContaining(['200', '401', '403']));
+    }
+    expect(Object.keys(doc.paths['/v1/clusters/{name}/actions']!.post!.responses)).toEqual(expect.arrayContaining(['400', '404', '409']));
+    expect(doc.components.schemas.ClusterAction!.properties!.action!.enum).toEqual(['drain', 'undrain', 'failover', 'failback']);
   });
 });
