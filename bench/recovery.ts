@@ -1,6 +1,6 @@
 /**
  * Recovery time: `cluster-down` on a cluster running an application -> every replica of it ready on
- * the other clusters (read from their API servers every 100 ms), over several runs, at the default
+ * the other clusters (read from their API servers every 250 ms), over several runs, at the default
  * probe settings (5 s interval, 2 s bound, 3 failures); then `cluster-up` and the failback before the
  * next run (cooldown 5 s here, to keep the runs short; it does not enter the figure).
  *
