@@ -157,10 +157,11 @@ export function createFleetActivities(deps: FleetDeps): FleetActivities {
           if (cause?.type === 'DeliveryNotStarted' && /already|exists/i.test(cause.message ?? '')) return { deliveryId };
           if (holder === undefined) throw e;
           if (holder === deliveryId) return { deliveryId };
+          if (ctx.cancellationSignal.aborted) throw e;
           if (Date.now() > end) {
             throw ApplicationFailure.create({ type: 'DeliveryInProgress', nonRetryable: true, message: `delivery ${holder} held the lock for longer than ${Math.round(lockWaitMs / 1000)}s` });
           }
-          await sleep(1000);
+          await Promise.race([sleep(1000), ctx.cancelled]);
         }
       }
     },
@@ -169,9 +170,11 @@ export function createFleetActivities(deps: FleetDeps): FleetActivities {
       const ctx = Context.current();
       const beat = setInterval(() => ctx.heartbeat(), 1000);
       try {
-        const s = (await client().workflow.getHandle(deliveryId).result()) as DeliveryStatus;
+        // Cancellable (a worker shutting down, the failover cancelled): the wait ends, the delivery goes on.
+        const s = (await Promise.race([client().workflow.getHandle(deliveryId).result(), ctx.cancelled])) as DeliveryStatus;
         return { phase: s.phase, message: s.message };
       } catch (e) {
+        if (ctx.cancellationSignal.aborted) throw e;
         return { phase: 'Degraded', message: (e as Error).message };
       } finally {
         clearInterval(beat);

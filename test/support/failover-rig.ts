@@ -101,7 +101,8 @@ export class FailoverRig {
   }
 
   async stop(): Promise<void> {
-    await this.stopWorkers().catch(() => undefined);
+    // Bounded: the stack goes down even if a worker does not stop (its activities are cancelled after the grace time).
+    await Promise.race([this.stopWorkers().catch(() => undefined), new Promise((r) => setTimeout(r, 60_000))]);
     await this.connection?.close().catch(() => undefined);
     await new Promise((r) => (this.#receiver ? this.#receiver.close(r) : r(undefined)));
     const procs = Object.values(recordedProcesses(this.opts));
