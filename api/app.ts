@@ -16,6 +16,7 @@ import { errorHandler, isTemporalUnavailable, routeNotFound } from './errors.ts'
 import { openApiDocument } from './openapi.ts';
 import { Replications, replicationRoutes } from './replications.ts';
 import { v1Routes } from './routes.ts';
+import { Clusters, clusterRoutes, refuseDrained } from './clusters.ts';
 
 export interface AppDeps {
   temporal: Client;
@@ -33,6 +34,8 @@ export interface AppDeps {
   versionHistory?: number;
   /** The inventory's registries (POST /v1/replications); taken from `inventory` when that is the parsed file. */
   registries?: readonly RegistryInfo[];
+  /** The fleet monitor's workflow id (default `fleet-monitor`; tests run their own). */
+  fleetMonitorId?: string;
 }
 
 const fleetOf = (inv: AppDeps['inventory']): readonly ClusterInfo[] =>
@@ -55,6 +58,7 @@ export function createApp(deps: AppDeps): Express {
     registries: deps.registries ?? ('clusters' in deps.inventory ? deps.inventory.registries.map(toRegistryInfo) : []),
     taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE,
   });
+  const clusters = new Clusters({ temporal: deps.temporal, fleet, taskQueue: deps.taskQueue ?? HUB_TASK_QUEUE, ...(deps.fleetMonitorId ? { monitorId: deps.fleetMonitorId } : {}) });
   const openapi = openApiDocument();
 
   const app = express();
@@ -94,8 +98,9 @@ export function createApp(deps: AppDeps): Express {
     // Large enough for a packaged Helm chart or a Kustomize overlay sent with the request, and under the 2 MiB that
     // Temporal accepts for one payload (the request travels as the delivery's input); larger charts belong in a registry.
     express.json({ limit: BODY_LIMIT, strict: true }),
-    v1Routes(deliveries, fleet, deps.protectedNamespaces ?? []),
+    v1Routes(deliveries, fleet, deps.protectedNamespaces ?? [], refuseDrained(clusters)),
     replicationRoutes(replications),
+    clusterRoutes(clusters),
   );
 
   app.use(routeNotFound);

@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { DeliveryRequestSchema, ReplicationRequestSchema } from '../model/index.ts';
 import { ReplicationListQuerySchema } from './replications.ts';
+import { ClusterActionSchema } from '../model/index.ts';
+import { clusterOpenApiPaths, ClusterListSchema, ClusterSchema } from './clusters.ts';
 import {
   ActionBodySchema,
   AppQuerySchema,
@@ -257,6 +259,7 @@ export function openApiDocument(): Json {
           responses: { '200': { description: 'Ready' }, '503': error('Temporal is not reachable') },
         },
       },
+      ...clusterOpenApiPaths(json, error, common, idempotencyParam),
       '/openapi.json': {
         get: {
           operationId: 'openapi',
@@ -285,6 +288,9 @@ export function openApiDocument(): Json {
         AppRollback: schema(AppRollbackBodySchema, 'input'),
         Error: schema(ErrorSchema, 'output'),
         ReplicationRequest: schema(ReplicationRequestSchema, 'input'),
+        ClusterAction: schema(ClusterActionSchema, 'input'),
+        Cluster: schema(ClusterSchema, 'output'),
+        ClusterList: schema(ClusterListSchema, 'output'),
         ReplicationAccepted: {
           type: 'object',
           required: ['id', 'status', 'source', 'targets'],

@@ -3,7 +3,7 @@
  * nothing starts), then one call into Deliveries. Errors go to errorHandler.
  */
 import { Router, type Request, type Response } from 'express';
-import { DeliveryRequestSchema, planDeploy, planPlacement, PlanError, type AppSpec, type ClusterInfo } from '../model/index.ts';
+import { DeliveryRequestSchema, type DeliveryRequest, planDeploy, planPlacement, PlanError, type AppSpec, type ClusterInfo } from '../model/index.ts';
 import { grants, Permission, requirePermission } from './auth.ts';
 import { locals } from './context.ts';
 import { statusUrl, type Deliveries, type Started } from './deliveries.ts';
@@ -73,7 +73,13 @@ function checkPlan(app: AppSpec, fleet: readonly ClusterInfo[], waves: Parameter
   }
 }
 
-export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[], protectedNamespaces: readonly string[] = []): Router {
+export function v1Routes(
+  deliveries: Deliveries,
+  fleet: readonly ClusterInfo[],
+  protectedNamespaces: readonly string[] = [],
+  /** Last check before a delivery starts (the fleet's drained clusters: api/clusters.ts); throws an HttpError to refuse. */
+  beforeStart?: (request: DeliveryRequest) => Promise<void>,
+): Router {
   const r = Router();
 
   r.post('/deliveries', requirePermission(Permission.start), async (req, res) => {
@@ -92,6 +98,7 @@ export function v1Routes(deliveries: Deliveries, fleet: readonly ClusterInfo[], 
       });
     }
     checkPlan(request.app, fleet, request.waves);
+    await beforeStart?.(request);
     const started = await deliveries.start({
       request,
       caller,

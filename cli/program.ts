@@ -218,7 +218,7 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
 
   program
     .command('clusters')
-    .description('the fleet: each cluster and its state (GET /v1/clusters; not served yet)')
+    .description('the fleet: each cluster, its health since when, the last probe, drain and failover (GET /v1/clusters)')
     .action(async (_flags: unknown, cmd: Command) => {
       const { client } = connect(cmd, Need.read);
       const { body } = await client.request<unknown>('GET', '/v1/clusters');
@@ -290,10 +290,16 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
 
   // --- the fleet ---
 
-  for (const action of ['drain', 'undrain'] as const) {
+  const fleetActions = {
+    drain: 'move workloads off a cluster and keep new deliveries away from it (role sre)',
+    undrain: 'let a drained cluster take new deliveries, and move its workloads back (role sre)',
+    failover: 'move the workloads of a cluster to the healthy clusters their placement allows, now (role sre)',
+    failback: 'move the workloads of a failed-over, healthy cluster back (the approval when the fleet waits for one; role sre)',
+  } as const;
+  for (const action of ['drain', 'undrain', 'failover', 'failback'] as const) {
     program
       .command(action)
-      .description(action === 'drain' ? 'move workloads off a cluster and keep deliveries away from it (not served yet)' : 'let a drained cluster take workloads again (not served yet)')
+      .description(fleetActions[action])
       .argument('<cluster>', 'cluster name')
       .option('-m, --message <comment>', 'why (goes into the audit)')
       .addOption(idempotencyOption())
@@ -304,7 +310,10 @@ else the local stack's .flotilla/stack.json (npm start writes it; --role picks i
           ...(flags.idempotencyKey ? { idempotencyKey: flags.idempotencyKey } : {}),
         });
         if (json(cmd)) printJson(res.body);
-        else out(`${action} of ${cluster}: accepted (${res.status})`);
+        else {
+          const c = res.body as { health?: string; drained?: boolean; failover?: { phase?: string; id?: string } };
+          out(`${action} of ${cluster}: done; ${cluster} is ${c.health ?? '?'}${c.drained ? ', drained' : ''}${c.failover ? `, ${c.failover.phase} (${c.failover.id})` : ''}`);
+        }
       });
   }
 

@@ -95,10 +95,20 @@ export function clustersText(body: unknown): string[] {
   if (items.length === 0) return ['no clusters'];
   const str = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
   return table(
-    ['NAME', 'REGION', 'ZONE', 'PROVIDER', 'STATE', 'DRAINED', 'MESSAGE'],
+    ['NAME', 'REGION', 'HEALTH', 'SINCE', 'LAST PROBE', 'DRAINED', 'FAILOVER'],
     items.map((raw) => {
       const c = (raw ?? {}) as Record<string, unknown>;
-      return [str(c.name ?? c.cluster), str(c.region), str(c.zone), str(c.provider), str(c.state ?? c.phase ?? c.status), c.drained === undefined ? '' : c.drained ? 'yes' : 'no', str(c.message)];
+      const probe = c.lastProbe as { at?: string; ok?: boolean; latencyMs?: number; message?: string } | undefined;
+      const f = c.failover as { phase?: string; to?: string[] } | undefined;
+      return [
+        str(c.name ?? c.cluster),
+        str(c.region),
+        str(c.health ?? c.state ?? c.phase ?? c.status),
+        str(c.since),
+        probe ? `${probe.ok ? 'ok' : 'failed'}${probe.latencyMs !== undefined ? ` ${probe.latencyMs}ms` : ''}${probe.message ? ` (${probe.message})` : ''}` : '',
+        c.drained === undefined ? '' : c.drained ? 'yes' : 'no',
+        f ? `${str(f.phase)}${f.to?.length ? ` -> ${f.to.join(',')}` : ''}` : '',
+      ];
     }),
   );
 }

@@ -15,3 +15,4 @@ export * from './canary.ts';
 export * from './analysis.ts';
 export * from './strategy.ts';
 export * from './replication.ts';
+export * from './failover.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { dnsLabel, labelMap } from './names.ts';
 import { RegistrySchema } from './registry.ts';
+import { FailoverSettingsSchema } from './failover.ts';
 
 /**
  * The fleet: every cluster Flotilla may deliver to. The file holds how to reach
@@ -28,6 +29,8 @@ export const InventorySchema = z
     clusters: z.array(ClusterSchema).min(1),
     /** The image registries (central and regional): how to reach each, never its secret (model/registry.ts). */
     registries: z.array(RegistrySchema).default([]),
+    /** Health probing, failover and failback of the fleet (model/failover.ts; absent: its defaults, failover off). */
+    failover: FailoverSettingsSchema.optional(),
   })
   .superRefine((inv, ctx) => {
     const seen = new Set<string>();

@@ -23,6 +23,9 @@ import { createAnalysisActivities, loadAnalysisConfig, type AnalysisConfig } fro
 import { createRegistryActivities, loadCredentials, RegistryPool, type RegistryCredentials } from '../activities/registry/index.ts';
 import { createClusterClients, type ClusterClients } from '../activities/kubernetes/clients.ts';
 import { createHarborActivities } from '../activities/harbor/index.ts';
+import { createFleetActivities, createProbeActivities } from '../activities/fleet.ts';
+import { steeringFromEnv, type TrafficSteering } from '../activities/steering.ts';
+import { ensureFleetMonitorAt } from './monitor.ts';
 import { toClusterInfo, type Cluster, type Inventory } from '../model/inventory.ts';
 import { HUB_TASK_QUEUE } from '../workflows/messages.ts';
 import { ConfigError, loadConfig, type WorkerConfig } from './config.ts';
@@ -68,6 +71,10 @@ export interface StartOptions {
   resolveDigest?: (ref: string) => Promise<string>;
   /** Prometheus servers and web-provider settings for analyses (default: loadAnalysisConfig() from the environment). */
   analysis?: AnalysisConfig;
+  /** The traffic-steering hook called on failover and failback (default: FLOTILLA_TRAFFIC_STEERING's webhook, else none). */
+  steering?: TrafficSteering;
+  /** Start the fleet monitor once the workers poll (hub mode; the entry point does, unless FLOTILLA_FLEET_MONITOR=false). */
+  fleetMonitor?: boolean;
 }
 
 /** The clusters this worker serves: every one, or those FLOTILLA_CLUSTERS names (each must exist). */
@@ -109,12 +116,16 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
         connection,
         namespace: config.temporal.namespace,
         taskQueue,
-        activities: createClusterActivities({
-          cluster: c,
-          logger: log,
-          clients: clients.get(c.name)!,
-          protectedNamespaces: config.protectedNamespaces,
-        }),
+        activities: {
+          ...createClusterActivities({
+            cluster: c,
+            logger: log,
+            clients: clients.get(c.name)!,
+            protectedNamespaces: config.protectedNamespaces,
+          }),
+          // The fleet monitor's probe of this cluster's API server.
+          ...createProbeActivities(c.name, clients.get(c.name)!),
+        },
         shutdownGraceTime: config.shutdownGraceMs,
       });
       workers.push({ worker, queue: { taskQueue, serves: c.name } });
@@ -135,6 +146,8 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
           ...createAnalysisActivities({ config: opts.analysis ?? loadAnalysisConfig(), logger: log.child({ component: 'analysis' }) }),
           // Replication through a Harbor's own policies, for images whose source registry is a Harbor.
           ...createHarborActivities({ registries: inventory.registries, credentials, logger: registryLog }),
+          // The fleet monitor's and failovers' hub side (application records, moves, the traffic hook).
+          ...createFleetActivities({ inventory, logger: log, steering: opts.steering ?? steeringFromEnv(process.env, log) }),
         },
         shutdownGraceTime: config.shutdownGraceMs,
         // A killed worker's workflows move to the next worker after this, not after the default 10 s.
@@ -149,6 +162,13 @@ export async function startWorkers(config: WorkerConfig, opts: StartOptions = {}
   }
 
   const queues = workers.map((w) => w.queue);
+  if (workflowBundle && opts.fleetMonitor) {
+    // Idempotent (a fixed id): the monitor already running keeps its state.
+    ensureFleetMonitorAt(config.temporal.address, config.temporal.namespace, HUB_TASK_QUEUE).then(
+      (m) => log.info({ runId: m.runId }, m.started ? 'fleet monitor started' : 'fleet monitor already running'),
+      (err: unknown) => log.error({ err }, 'cannot start the fleet monitor'),
+    );
+  }
   log.info(
     { namespace: config.temporal.namespace, address: config.temporal.address, queues },
     'workers starting',
@@ -200,7 +220,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: temporalLogger(log.child({ component: 'temporal' })), shutdownSignals: [] });
   let handle: WorkersHandle;
   try {
-    handle = await startWorkers(config, { logger: log });
+    handle = await startWorkers(config, { logger: log, fleetMonitor: process.env.FLOTILLA_FLEET_MONITOR !== 'false' });
   } catch (err) {
     log.fatal({ err }, 'cannot start the worker');
     process.exitCode = err instanceof ConfigError ? 2 : 1;

@@ -39,6 +39,7 @@ import { summarizeFailure } from './failures.ts';
 import { Interpreter, type Decisions, type Outcome } from './interpreter.ts';
 import { actionUpdate, applicationWorkflowId, eventsQuery, statusQuery, type ActionInput } from './messages.ts';
 import { gateOf } from './steps/gates.ts';
+import { watchClusterVerdicts } from './clusterVerdict.ts';
 import { hubPrepare, hubRead } from './options.ts';
 
 const TERMINAL = ['Healthy', 'Degraded', 'Aborted', 'RolledBack'];
@@ -106,6 +107,9 @@ export async function delivery(input: DeliveryWorkflowInput): Promise<DeliverySt
     },
     { validator: (a: ActionInput) => validateAction(s, a, requested, settled, x) },
   );
+
+  // The fleet monitor's verdicts: a cluster it declares failed is not waited for (workflows/clusterVerdict.ts).
+  watchClusterVerdicts(x);
 
   // A delivery runs only under its application's lock: the application workflow starts it.
   const lockHolder = applicationWorkflowId(app.namespace, app.name);

@@ -20,6 +20,7 @@ import { finishStep, previewStep, switchStep } from './steps/bluegreen.ts';
 import { canaryStartStep, promoteStep, setCanaryScaleStep, setWeightStep } from './steps/canary.ts';
 import { approvalStep, bakeStep, pauseStep } from './steps/gates.ts';
 import { StopDelivery } from './stop.ts';
+import { guardCluster } from './clusterVerdict.ts';
 
 /** A step each cluster of the wave goes through on its own. */
 export type ClusterStepModule = (x: RunContext, cluster: string, step: PlanStep) => Promise<void>;
@@ -161,7 +162,7 @@ export class Interpreter {
       const module = clusterSteps[steps[i]!.kind];
       if (!module) throw new Error(`cluster step ${steps[i]!.kind} has no module`);
       try {
-        await module(this.#x, cluster, steps[i]!);
+        await guardCluster(this.#x, cluster, () => module(this.#x, cluster, steps[i]!));
       } catch (err) {
         if (isCancellation(err)) throw err;
         const f = summarizeFailure(err);

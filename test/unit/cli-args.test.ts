@@ -161,6 +161,31 @@ describe('acting', () => {
       ['/v1/clusters/beijing/actions', { action: 'undrain' }],
     ]);
   });
+
+  it('failover and failback post to the cluster and say where it stands; clusters shows health, last probe and failover', async () => {
+    answer = (req, res) =>
+      req.url === '/v1/clusters'
+        ? json(res, 200, {
+            settings: {},
+            events: [],
+            items: [
+              { name: 'beijing', region: 'cn-north', health: 'Unhealthy', since: '2026-11-25T06:00:00.000Z', lastProbe: { at: 'x', ok: false, latencyMs: 2001, message: 'no answer in 2000 ms' }, drained: false, failover: { phase: 'FailedOver', to: ['shenzhen', 'cloud-hk'] } },
+              { name: 'shenzhen', region: 'cn-south', health: 'Healthy', since: '2026-11-25T05:00:00.000Z', lastProbe: { at: 'x', ok: true, latencyMs: 3 }, drained: false },
+            ],
+          })
+        : json(res, 200, { name: 'beijing', health: 'Healthy', drained: false, failover: { id: 'failback-beijing-1', phase: 'FailingBack' } });
+    const f = await run(['failback', 'beijing', '-m', 'ticket 9']);
+    expect(f.stdout).toBe('failback of beijing: done; beijing is Healthy, FailingBack (failback-beijing-1)\n');
+    await run(['failover', 'shenzhen']);
+    expect(api.requests.map((r) => [r.url, r.body])).toEqual([
+      ['/v1/clusters/beijing/actions', { action: 'failback', comment: 'ticket 9' }],
+      ['/v1/clusters/shenzhen/actions', { action: 'failover' }],
+    ]);
+    const lines = (await run(['clusters'])).stdout.split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+REGION\s+HEALTH\s+SINCE\s+LAST PROBE\s+DRAINED\s+FAILOVER/);
+    expect(lines[1]).toMatch(/beijing\s+cn-north\s+Unhealthy\s+2026-11-25T06:00:00.000Z\s+failed 2001ms \(no answer in 2000 ms\)\s+no\s+FailedOver -> shenzhen,cloud-hk/);
+    expect(lines[2]).toMatch(/shenzhen\s+cn-south\s+Healthy\s+.*ok 3ms\s+no/);
+  });
 });
 
 describe('reading', () => {

@@ -384,7 +384,13 @@ export async function deliverVia(client: Client, taskQueue: string, request: Dep
   return client.workflow.getHandle(deliveryId);
 }
 
-export async function startFleet(address: string, workflowBundle: WorkflowBundleWithSourceMap): Promise<Fleet> {
+/** More activities for the fleet's workers (the failover tests add the probe and the fleet's hub side). */
+export interface FleetExtras {
+  cluster?: (name: string) => object;
+  hub?: (inventory: Inventory) => object;
+}
+
+export async function startFleet(address: string, workflowBundle: WorkflowBundleWithSourceMap, extras: FleetExtras = {}): Promise<Fleet> {
   quietRuntime();
   const run = randomUUID().slice(0, 8);
   const taskQueue = `hub-${run}`;
@@ -409,10 +415,10 @@ export async function startFleet(address: string, workflowBundle: WorkflowBundle
   const launch = async (key: string, worker: Worker) => {
     workers.set(key, { worker, done: worker.run() });
   };
-  await launch('hub', await Worker.create({ connection, taskQueue, workflowBundle, activities: { ...hub, ...registries.activities() }, stickyQueueScheduleToStartTimeout: '2s' }));
+  await launch('hub', await Worker.create({ connection, taskQueue, workflowBundle, activities: { ...hub, ...registries.activities(), ...(extras.hub?.(inventory) ?? {}) }, stickyQueueScheduleToStartTimeout: '2s' }));
   const startCluster = async (name: string) => {
     const c = info.find((x) => x.name === name)!;
-    await launch(name, await Worker.create({ connection, taskQueue: c.taskQueue, activities: clusters[name]!.activities() }));
+    await launch(name, await Worker.create({ connection, taskQueue: c.taskQueue, activities: { ...clusters[name]!.activities(), ...(extras.cluster?.(name) ?? {}) } }));
   };
   for (const c of info) await startCluster(c.name);
   const stopCluster = async (name: string) => {

@@ -10,7 +10,7 @@ import { bundle, quietRuntime } from './harness.ts';
 import { historiesDir } from './histories.ts';
 
 describe('replay of recorded histories', () => {
-  it('replays every recorded history of delivery and application without non-determinism', async () => {
+  it('replays every recorded history of delivery, application and the fleet monitor without non-determinism', async () => {
     quietRuntime();
     const files = (await readdir(historiesDir)).filter((f) => f.endsWith('.json')).sort();
     const workflowTypes = new Set<string>();
@@ -21,7 +21,7 @@ describe('replay of recorded histories', () => {
         return { workflowId: f.replace(/\.json$/, ''), history };
       }),
     );
-    expect(workflowTypes).toEqual(new Set(['delivery', 'application']));
+    expect(workflowTypes).toEqual(new Set(['delivery', 'application', 'fleetMonitor']));
     const workflowBundle = await bundle();
     const results = [];
     for await (const r of Worker.runReplayHistories({ workflowBundle }, histories)) results.push(r);
