@@ -86,7 +86,7 @@ export function appText(a: AppView): string[] {
 }
 
 /**
- * GET /v1/clusters is not served yet: the columns are read from what each
+ * GET /v1/clusters: the columns are read from what each
  * item has (name, region, zone, provider, state or phase, drained, message),
  * so whichever shape the route takes, the table shows it.
  */
