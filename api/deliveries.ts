@@ -110,6 +110,12 @@ export interface DeliveriesDeps {
   versionHistory?: number;
 }
 
+/** The application's lock is held: 409 naming the delivery that holds it. */
+function inProgress(f: ApplicationFailure): HttpError {
+  const active = (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery;
+  return new HttpError(409, 'DeliveryInProgress', f.message, { details: { activeDelivery: active, status: active ? statusUrl(active) : undefined } });
+}
+
 export class Deliveries {
   readonly #d: DeliveriesDeps;
   constructor(deps: DeliveriesDeps) {
@@ -153,12 +159,7 @@ export class Deliveries {
       };
     } catch (e) {
       const f = e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
-      if (f?.type === 'DeliveryInProgress') {
-        const active = (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery;
-        throw new HttpError(409, 'DeliveryInProgress', f.message, {
-          details: { activeDelivery: active, status: active ? statusUrl(active) : undefined },
-        });
-      }
+      if (f?.type === 'DeliveryInProgress') throw inProgress(f);
       if (f?.type === 'DeliveryNotStarted' && idempotencyKey !== undefined) {
         // A twin request with the same key won the race, or the key named a delivery long gone.
         const existing = await this.#describe(id);
@@ -397,10 +398,7 @@ export class Deliveries {
       return { kind: 'started', started: { id: retryId, created: r.created }, retryOf: id };
     } catch (e) {
       const f = e instanceof WorkflowUpdateFailedError && e.cause instanceof ApplicationFailure ? e.cause : undefined;
-      if (f?.type === 'DeliveryInProgress') {
-        const active = (f.details?.[0] as { activeDelivery?: string } | undefined)?.activeDelivery;
-        throw new HttpError(409, 'DeliveryInProgress', f.message, { details: { activeDelivery: active, status: active ? statusUrl(active) : undefined } });
-      }
+      if (f?.type === 'DeliveryInProgress') throw inProgress(f);
       if (f) throw new HttpError(409, f.type ?? 'NotResumable', f.message);
       throw e;
     }

@@ -61,7 +61,8 @@ export async function application(input: ApplicationInput): Promise<void> {
   let running: { handle: ChildWorkflowHandle<typeof delivery>; start: StartDeliveryInput } | undefined;
   let resumable: Resumable | undefined = input.resumable;
 
-  setHandler(appStateQuery, () => state);
+  // `resumable` is derived: the id of the aborted delivery a retry would resume (its request stays here).
+  setHandler(appStateQuery, () => (resumable ? { ...state, resumable: resumable.resume.of } : state));
 
   /** Takes the lock (already checked free by the validator) and starts the delivery as a child. */
   const begin = async (s: StartDeliveryInput, resume?: ResumeInput) => {
@@ -79,7 +80,6 @@ export async function application(input: ApplicationInput): Promise<void> {
     // Any delivery that starts ends what a retry could resume: it changes what the aborted one left.
     const kept = resumable;
     resumable = undefined;
-    delete state.resumable;
     try {
       const handle = await startChild<typeof delivery>(DELIVERY_WORKFLOW, {
         workflowId: s.deliveryId,
@@ -106,7 +106,6 @@ export async function application(input: ApplicationInput): Promise<void> {
       delete state.activeDelivery;
       state.deliveries = state.deliveries.filter((d) => d.id !== s.deliveryId);
       resumable = kept;
-      if (kept) state.resumable = kept.resume.of;
       throw ApplicationFailure.create({
         type: 'DeliveryNotStarted',
         nonRetryable: true,
@@ -169,7 +168,6 @@ export async function application(input: ApplicationInput): Promise<void> {
     record(state, start, result, failure, historyLimit);
     if (result?.phase === 'Aborted' && result.resumeAt) {
       resumable = { request: start.request, resume: { of: result.id, ...result.resumeAt, ...(result.digests ? { digests: result.digests } : {}) } };
-      state.resumable = result.id;
     }
     running = undefined;
     delete state.activeDelivery;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runHelm } from '../../stack/tools.ts';
-import { get, harness, RM, servicesFollowTracks, SRE, splitIn, type Harness, type Json } from './progressive-support.ts';
+import { get, harness, RM, servicesFollowTracks, SRE, splitIn, webDeployment, webService, type Harness, type Json } from './progressive-support.ts';
 
 const stack = inject('stack');
 let h: Harness;
@@ -25,17 +25,6 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const deployment = (img: string, replicas: number) => ({
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'web', labels: { app: 'web' } },
-  spec: {
-    replicas,
-    selector: { matchLabels: { app: 'web' } },
-    template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: img, ports: [{ containerPort: 8080 }] }] } },
-  },
-});
-const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
 const httpRoute = {
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'HTTPRoute',
@@ -58,7 +47,7 @@ describe('canary with the Gateway API router', () => {
     const v1 = await h.pinned('v1');
     const v2 = await h.pinned('v2');
     const body = (img: string) => ({
-      app: { name: 'web', namespace: ns, source: { manifests: [deployment(img, 4), service, httpRoute] }, placement: { clusters: ['beijing', 'shenzhen'] }, distribution: 'duplicated' },
+      app: { name: 'web', namespace: ns, source: { manifests: [webDeployment(img, 4), webService, httpRoute] }, placement: { clusters: ['beijing', 'shenzhen'] }, distribution: 'duplicated' },
       waves: [['beijing'], ['shenzhen']],
       onFailure: 'pause',
       rolloutTimeout: '2m',

@@ -169,18 +169,5 @@ export class FailoverRig {
   }
 }
 
-/** Polls `check` every 250 ms until it returns a value (undefined or a throw: not yet). */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs / 1000}s${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** Polls `check` every 250 ms until it returns a value (undefined or a throw: not yet): the integration tests' one helper. */
+export { eventually as waitFor } from '../integration/support.ts';
